@@ -1,0 +1,24 @@
+"""Data sets (``get_dataset``), their metadata, and the time-major encoding an SNN takes."""
+
+from mdsnn_zoo.data import cifar, fashion_mnist, ncaltech101, tiny_imagenet  # noqa: F401  (register)
+from mdsnn_zoo.data._registry import (
+    DatasetInfo,
+    SplitLocation,
+    count_samples,
+    dataset_info,
+    get_dataset,
+    list_datasets,
+    locate,
+)
+from mdsnn_zoo.data.encoding import to_time_major
+
+__all__ = [
+    "DatasetInfo",
+    "SplitLocation",
+    "count_samples",
+    "dataset_info",
+    "get_dataset",
+    "list_datasets",
+    "locate",
+    "to_time_major",
+]

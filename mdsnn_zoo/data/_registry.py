@@ -1,0 +1,167 @@
+"""The data-set registry: what each data set is, where its files are looked for, how it is read.
+
+Every reader module registers one :class:`DatasetSpec`. Files are looked for in this order, and
+never downloaded:
+
+1. ``root`` when the caller passes one (then *only* there),
+2. ``$MDSNN_DATA``,
+3. the system folders the spec names (for example Debian's ``/usr/share/datasets/...``),
+4. the copy shipped inside the package (only Fashion-MNIST's test split).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from torch.utils.data import Dataset
+
+from mdsnn_zoo.errors import DatasetNotFoundError, MdsnnError
+
+SHIPPED_DIR = Path(__file__).resolve().parent / "files"
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a model needs to know about a data set.
+
+    ``input_shape`` is one frame ``[C, H, W]``; static images enter an SNN by direct encoding (the
+    same frame at every time step), event data as ``time_steps`` frames of 2 polarities.
+    ``mean``/``std`` are per channel, applied to pixel values scaled to ``[0, 1]``.
+    """
+
+    name: str
+    num_classes: int
+    input_shape: tuple[int, int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    kind: Literal["static", "events"]
+    splits: tuple[str, ...]
+    source: str
+    licence: str
+    classes: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """How one data set is found and read.
+
+    ``find(split, base)`` returns the folder under ``base`` that holds the split's files, or None.
+    ``count(split, folder)`` returns the number of samples cheaply.
+    ``load(split, folder, **options)`` returns the torch Dataset.
+    ``expects(split)`` says in words which files are needed, for the error message.
+    """
+
+    info: DatasetInfo
+    find: Callable[[str, Path], Path | None]
+    count: Callable[[str, Path], int]
+    load: Callable[..., Dataset]
+    expects: Callable[[str], str]
+    system_dirs: tuple[Path, ...] = ()
+    split_aliases: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SplitLocation:
+    """Where a split was found: ``folder`` holds its files; ``shipped`` if it came with the package."""
+
+    name: str
+    split: str
+    folder: Path
+    shipped: bool
+
+
+_SPECS: dict[str, DatasetSpec] = {}
+
+
+def register_dataset(spec: DatasetSpec) -> DatasetSpec:
+    """Add a data set to the registry; a second spec of the same name is a programming error."""
+    if spec.info.name in _SPECS:
+        raise ValueError(f"data set {spec.info.name!r} is registered twice")
+    _SPECS[spec.info.name] = spec
+    return spec
+
+
+def list_datasets() -> list[str]:
+    """Names of every data set mdsnn-zoo can read, sorted."""
+    return sorted(_SPECS)
+
+
+def _spec(name: str) -> DatasetSpec:
+    key = name.lower().replace("_", "-")
+    if key not in _SPECS:
+        raise MdsnnError(f"unknown data set {name!r}: choose one of {', '.join(list_datasets())}")
+    return _SPECS[key]
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    """The metadata of data set ``name`` (classes, input shape, normalisation, splits)."""
+    return _spec(name).info
+
+
+def _canonical_split(spec: DatasetSpec, split: str) -> str:
+    split = spec.split_aliases.get(split, split)
+    if split not in spec.info.splits:
+        raise MdsnnError(
+            f"{spec.info.name} has no split {split!r}: choose one of {', '.join(spec.info.splits)}"
+        )
+    return split
+
+
+def search_dirs(spec: DatasetSpec, root: str | os.PathLike | None) -> list[tuple[Path, bool]]:
+    """The folders searched for ``spec`` in order, each with whether it is the shipped copy."""
+    if root is not None:
+        return [(Path(root).expanduser(), False)]
+    dirs: list[tuple[Path, bool]] = []
+    env = os.environ.get("MDSNN_DATA")
+    if env:
+        dirs.append((Path(env).expanduser(), False))
+    dirs += [(d, False) for d in spec.system_dirs]
+    dirs.append((SHIPPED_DIR, True))
+    return dirs
+
+
+def locate(name: str, split: str, root: str | os.PathLike | None = None) -> SplitLocation:
+    """Find the files of ``name``/``split``; raise :class:`DatasetNotFoundError` if none are found."""
+    spec = _spec(name)
+    split = _canonical_split(spec, split)
+    searched = []
+    for base, shipped in search_dirs(spec, root):
+        if base.is_dir():
+            folder = spec.find(split, base)
+            if folder is not None:
+                return SplitLocation(spec.info.name, split, folder, shipped)
+        if not shipped:
+            searched.append(str(base))
+    where = ", ".join(searched) if searched else "(no folder: pass root= or set $MDSNN_DATA)"
+    raise DatasetNotFoundError(
+        f"{spec.info.name} split {split!r} not found: expected {spec.expects(split)} "
+        f"in one of: {where}. Get the files from {spec.info.source} and pass root=DIR "
+        f"(CLI: --data-root DIR) or set $MDSNN_DATA; nothing is downloaded."
+    )
+
+
+def count_samples(name: str, split: str, root: str | os.PathLike | None = None) -> int:
+    """Number of samples in ``name``/``split`` (cheap: reads headers or lists files)."""
+    loc = locate(name, split, root)
+    return _spec(name).count(loc.split, loc.folder)
+
+
+def get_dataset(
+    name: str, split: str, root: str | os.PathLike | None = None, **options: Any
+) -> Dataset:
+    """A torch ``Dataset`` of ``(x, label)`` pairs for data set ``name`` and ``split``.
+
+    Static images give ``x: [C, H, W] float32`` (scaled to [0, 1], then normalised with the data
+    set's mean and std unless ``normalize=False``); event data give ``x: [T, 2, H, W] float32``
+    event counts. Batch with a DataLoader and turn into the time-major ``[T, N, ...]`` an SNN takes
+    with :func:`mdsnn_zoo.data.to_time_major`. Options: ``transform`` (a callable on ``x``),
+    ``normalize``; event sets also ``time_steps`` and ``frame_size``. The returned data set has an
+    ``info`` attribute (:class:`DatasetInfo`).
+    """
+    spec = _spec(name)
+    loc = locate(name, split, root)
+    return spec.load(loc.split, loc.folder, **options)
