@@ -5,8 +5,8 @@ never downloaded:
 
 1. ``root`` when the caller passes one (then *only* there),
 2. ``$MDSNN_DATA``,
-3. the system folders the spec names (for example Debian's ``/usr/share/datasets/...``),
-4. the copy shipped inside the package (only Fashion-MNIST's test split).
+3. the copy shipped inside the package (only Fashion-MNIST's test split),
+4. the system folders the spec names (for example Debian's ``/usr/share/datasets/...``).
 """
 
 from __future__ import annotations
@@ -119,8 +119,8 @@ def search_dirs(spec: DatasetSpec, root: str | os.PathLike | None) -> list[tuple
     env = os.environ.get("MDSNN_DATA")
     if env:
         dirs.append((Path(env).expanduser(), False))
-    dirs += [(d, False) for d in spec.system_dirs]
     dirs.append((SHIPPED_DIR, True))
+    dirs += [(d, False) for d in spec.system_dirs]
     return dirs
 
 
