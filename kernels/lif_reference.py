@@ -1,0 +1,281 @@
+"""Multi-step LIF neuron with an optionally quantized membrane: the plain-torch reference.
+
+Every fast backend (``lif_inductor``, ``lif_triton``, ``lif_cupy`` + ``lif.cu``) computes what this
+file computes, with the same signature; the tests hold them to it. Shapes: ``x: [T, M]`` (the
+neuron's ``[T, N, *]`` input flattened), state ``v: [M]``.
+
+Equations, for t = 0 .. T-1, in volts (SpikingJelly's LIF when ``u_bits is None``)::
+
+    charge   H[t] = V[t-1] + (X[t] - (V[t-1] - V_r)) / tau        (decay_input=True)
+             H[t] = V[t-1] - (V[t-1] - V_r) / tau + X[t]          (decay_input=False)
+             with V_r = v_reset, or 0 for the soft reset (v_reset=None)
+    fire     S[t] = Θ(H[t] - V_th)                                 Θ(0) = 1
+    reset    V[t] = H[t] (1 - S[t]) + V_r S[t]                     (hard)
+             V[t] = H[t] - V_th S[t]                               (soft)
+
+Quantized membrane (``u_bits = b``, 2..8), with step ``delta`` (Δ, volts per level). The membrane
+lives on the signed grid ``{k Δ : k = -2^(b-1) .. 2^(b-1)-1}`` and is computed in grid units
+(integer codes), so that exact .5 ties round the same way on every backend and in integer hardware:
+
+    x[t] = X[t] / Δ                     (IEEE division, never a reciprocal multiply)
+    h[t] = charge(v[t-1], x[t])         (same formula, in grid units; v, r, θ integers)
+    q[t] = clamp(floor(h[t] + 1/2), qmin, qmax)    ties round up; NaN -> qmin
+    S[t] = [q[t] >= θ]                  θ = clamp(floor(V_th / Δ + 1/2), 1, qmax)
+    v[t] = r if S[t] else q[t]          (hard; r = clamp(floor(v_reset / Δ + 1/2), qmin, qmax))
+    v[t] = q[t] - θ S[t]                (soft)
+
+So the threshold sits on the grid level nearest ``v_threshold`` (at least 1, at most qmax), and the
+quantized value is what fires, what resets and what carries to t+1: the state is always on the grid.
+The initial state ``v0`` (volts) is snapped to the grid the same way.
+
+Backward (surrogate gradient σ'(u) of the spike at u = H - V_th, or u = (q - θ) Δ when quantized):
+
+    gS  = dL/dS[t] + [not detach_reset] gV · ∂V/∂S        ∂V/∂S = V_r - H (hard), -V_th (soft)
+    gHq = gS σ'(u) + gV · ∂V/∂H + dL/dH[t]                ∂V/∂H = 1 - S (hard), 1 (soft)
+    gH  = gHq · [qmin <= h <= qmax]                       straight-through inside the range, 0 outside
+    dL/dX[t] = gH / tau (decay_input) or gH;    gV <- gH - gH / tau   (gradient on V[t-1])
+
+``dL/dH[t]`` is the gradient arriving on the recorded membrane ``h_seq`` (membrane distillation):
+it is folded into the reverse-time recurrence, so no separate pass over memory is needed. Δ gets
+LSQ's gradient through the quantizer, ``∂(qΔ)/∂Δ = q - h`` inside the range and ``q`` outside, plus
+its share through the quantized threshold θΔ and reset level rΔ.
+
+Saved for backward: with ``u_bits``, the codes q as int8 and the rounding residual ``q - h`` as int8
+in steps of 1/254 (-128 marks "outside the range"), 2 bytes per element and step; without, H in
+float32 (float64 for float64 input). Spikes are recomputed from these.
+
+NaN input never fires. Without quantization it propagates through the membrane until a reset
+(hard reset) or for good (soft reset); with quantization it lands on the lowest level, qmin, with a
+zero gradient.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+SURROGATES = ("atan", "sigmoid", "piecewise_quadratic", "rect")
+FRAC_SCALE = 254.0  # residual q - h in [-1/2, 1/2] is saved as round(254 (q - h)) in int8
+FRAC_OUT = -128  # int8 code of "h outside [qmin, qmax]"
+
+
+@dataclass(frozen=True)
+class LIFParams:
+    """Arguments every backend takes (hashable, so compiled code can specialise on them)."""
+
+    tau: float = 2.0
+    decay_input: bool = True
+    v_threshold: float = 1.0
+    v_reset: float | None = 0.0
+    detach_reset: bool = False
+    surrogate: str = "atan"
+    alpha: float = 2.0
+    u_bits: int | None = None
+
+    @property
+    def hard_reset(self) -> bool:
+        return self.v_reset is not None
+
+    @property
+    def reset_value(self) -> float:
+        """V_r in the charge equation: v_reset, or 0 for the soft reset."""
+        return 0.0 if self.v_reset is None else self.v_reset
+
+    @property
+    def qmin(self) -> int:
+        return -(2 ** (self.u_bits - 1))
+
+    @property
+    def qmax(self) -> int:
+        return 2 ** (self.u_bits - 1) - 1
+
+
+def surrogate_grad(u: torch.Tensor, kind: str, alpha: float) -> torch.Tensor:
+    """σ'(u): the derivative the spike uses in backward, as in SpikingJelly's surrogates."""
+    if kind == "atan":
+        a = alpha / 2
+        au = math.pi * a * u
+        return a / (1 + au * au)
+    if kind == "sigmoid":
+        sg = torch.sigmoid(alpha * u)
+        return (1.0 - sg) * sg * alpha
+    if kind == "piecewise_quadratic":
+        return torch.where(u.abs() > 1 / alpha, 0.0, alpha - alpha * alpha * u.abs())
+    if kind == "rect":
+        return alpha * (u.abs() < 0.5 / alpha).to(u.dtype)
+    raise ValueError(f"unknown surrogate {kind!r}")
+
+
+def surrogate_primitive(u: torch.Tensor, kind: str, alpha: float) -> torch.Tensor:
+    """σ(u), the smooth function whose derivative is ``surrogate_grad`` (used by gradcheck only)."""
+    if kind == "atan":
+        return torch.atan(math.pi / 2 * alpha * u) / math.pi + 0.5
+    if kind == "sigmoid":
+        return torch.sigmoid(alpha * u)
+    if kind == "piecewise_quadratic":
+        a, au = alpha, u.abs()
+        inner = torch.where(u < 0, 0.5 * (a * u + 1) ** 2, 1 - 0.5 * (a * u - 1) ** 2)
+        return torch.where(au > 1 / a, (u > 0).to(u.dtype), inner)
+    if kind == "rect":
+        return (alpha * u + 0.5).clamp(0.0, 1.0)
+    raise ValueError(f"unknown surrogate {kind!r}")
+
+
+def grid_constants(delta: torch.Tensor, p: LIFParams) -> tuple[torch.Tensor, torch.Tensor]:
+    """(θ, r): threshold and reset level in grid units, as float tensors holding integers."""
+    theta = torch.floor(p.v_threshold / delta + 0.5).clamp(1, p.qmax)
+    r = torch.floor(p.reset_value / delta + 0.5).clamp(p.qmin, p.qmax)
+    return theta, r
+
+
+def _charge(v: torch.Tensor, x: torch.Tensor, vr, p: LIFParams) -> torch.Tensor:
+    if p.decay_input:
+        return v + (x - (v - vr)) / p.tau
+    return v - (v - vr) / p.tau + x
+
+
+def _compute_dtype(x: torch.Tensor) -> torch.dtype:
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+def lif_forward(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, p: LIFParams,
+                need_h: bool, smooth: bool = False):
+    """Run T steps. ``x: [T, M]`` any float dtype, ``v0: [M]`` volts, ``delta``: 0-d (quantized).
+
+    Returns ``(spikes [T, M] x.dtype, v_last [M] float32/64, h_seq [T, M] x.dtype or None,
+    state, frac)``: ``state`` is H ``[T, M]`` float (or int8 codes when quantized), ``frac`` the
+    int8 residuals (None unless quantized). ``smooth`` replaces Θ by the surrogate's primitive (for
+    gradcheck; float mode only).
+    """
+    cdt = _compute_dtype(x)
+    T = x.shape[0]
+    v = v0.to(cdt)
+    spikes, states, fracs, hs = [], [], [], []
+    if p.u_bits is None:
+        for t in range(T):
+            h = _charge(v, x[t].to(cdt), p.reset_value, p)
+            if smooth:
+                s = surrogate_primitive(h - p.v_threshold, p.surrogate, p.alpha)
+            else:
+                s = (h >= p.v_threshold).to(cdt)
+            v = h - p.v_threshold * s if not p.hard_reset else h * (1 - s) + p.v_reset * s
+            spikes.append(s.to(x.dtype))
+            states.append(h)
+        state = torch.stack(states)
+        return torch.stack(spikes), v, (state.to(x.dtype) if need_h else None), state, None
+
+    d = delta.to(cdt)
+    theta, r = grid_constants(d, p)
+    v = torch.floor(v / d + 0.5)
+    for t in range(T):
+        h = _charge(v, x[t].to(cdt) / d, r, p)
+        q = torch.where(h == h, torch.floor(h + 0.5).clamp(p.qmin, p.qmax), float(p.qmin))
+        in_range = (h >= p.qmin) & (h <= p.qmax)
+        frac = torch.where(in_range, torch.floor((q - h) * FRAC_SCALE + 0.5), float(FRAC_OUT))
+        s = q >= theta
+        v = torch.where(s, r, q) if p.hard_reset else q - theta * s.to(cdt)
+        spikes.append(s.to(x.dtype))
+        states.append(q.to(torch.int8))
+        fracs.append(frac.to(torch.int8))
+        if need_h:
+            hs.append((q * d).to(x.dtype))
+    h_seq = torch.stack(hs) if need_h else None
+    return torch.stack(spikes), v * d, h_seq, torch.stack(states), torch.stack(fracs)
+
+
+def lif_backward(grad_s: torch.Tensor, grad_v: torch.Tensor | None, grad_h: torch.Tensor | None,
+                 state: torch.Tensor, frac: torch.Tensor | None, delta: torch.Tensor | None,
+                 p: LIFParams, out_dtype: torch.dtype, smooth: bool = False):
+    """Reverse-time recurrence. Returns ``(grad_x [T, M] out_dtype, grad_v0 [M], grad_delta)``.
+
+    ``grad_s``: ``[T, M]`` gradient on the spikes; ``grad_v``: ``[M]`` on the last state or None;
+    ``grad_h``: ``[T, M]`` on ``h_seq`` or None; ``state``/``frac`` as saved by ``lif_forward``.
+    ``grad_delta`` is a 0-d tensor (None unless quantized).
+    """
+    cdt = torch.float64 if state.dtype == torch.float64 or out_dtype == torch.float64 else torch.float32
+    T = state.shape[0]
+    gv = torch.zeros(state.shape[1:], dtype=cdt, device=state.device) if grad_v is None else grad_v.to(cdt)
+    grad_x = torch.empty(state.shape, dtype=out_dtype, device=state.device)
+    quant = p.u_bits is not None
+    if quant:
+        d = delta.to(cdt)
+        theta, r = grid_constants(d, p)
+        gdelta = torch.zeros((), dtype=cdt, device=state.device)
+    for t in range(T - 1, -1, -1):
+        if quant:
+            q = state[t].to(cdt)
+            fc = frac[t].to(cdt)
+            inside = fc != FRAC_OUT
+            s = (q >= theta).to(cdt)
+            u = (q - theta) * d
+            dv_ds = (r - q) * d if p.hard_reset else -theta * d
+        else:
+            h = state[t].to(cdt)
+            u = h - p.v_threshold
+            s = surrogate_primitive(u, p.surrogate, p.alpha) if smooth else (u >= 0).to(cdt)
+            dv_ds = p.v_reset - h if p.hard_reset else -p.v_threshold
+        dv_dh = 1 - s if p.hard_reset else 1.0
+        g_s = grad_s[t].to(cdt)
+        if not p.detach_reset:
+            g_s = g_s + gv * dv_ds
+        g_u = g_s * surrogate_grad(u, p.surrogate, p.alpha)
+        g_hq = g_u + gv * dv_dh
+        if grad_h is not None:
+            g_hq = g_hq + grad_h[t].to(cdt)
+        if quant:
+            lsq = torch.where(inside, fc / FRAC_SCALE, q)
+            dv_ddelta = r * s if p.hard_reset else -theta * s
+            g_h = torch.where(inside, g_hq, 0.0)
+            gdelta = gdelta + (g_hq * lsq - g_u * theta + gv * dv_ddelta + g_h * r / p.tau).sum()
+        else:
+            g_h = g_hq
+        grad_x[t] = (g_h / p.tau if p.decay_input else g_h).to(out_dtype)
+        gv = g_h - g_h / p.tau
+    return grad_x, gv, (gdelta if quant else None)
+
+
+def lif_autograd(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, p: LIFParams,
+                 spike_fn, need_h: bool):
+    """The same neuron written with differentiable torch ops and ``spike_fn`` (a SpikingJelly
+    surrogate: Heaviside forward, surrogate backward); autograd derives the backward.
+
+    Used for surrogates the kernels do not implement, and by the tests as an independent check of
+    the hand-written backward. Returns ``(spikes [T, M], v_last [M], h_seq [T, M] or None)``.
+    Quantized, it works in grid units with value-preserving straight-through estimators, which
+    gives exactly the gradients in the module docstring (with an exact residual q - h).
+    """
+    cdt = _compute_dtype(x)
+    v = v0.to(cdt)
+    spikes, hs = [], []
+    if p.u_bits is None:
+        for t in range(x.shape[0]):
+            h = _charge(v, x[t].to(cdt), p.reset_value, p)
+            s = spike_fn(h - p.v_threshold)
+            s_r = s.detach() if p.detach_reset else s
+            v = h - p.v_threshold * s_r if not p.hard_reset else h * (1 - s_r) + p.v_reset * s_r
+            spikes.append(s.to(x.dtype))
+            hs.append(h.to(x.dtype))
+    else:
+        d = delta.to(cdt)
+        theta, r = grid_constants(d.detach(), p)
+        v = torch.floor(v / d + 0.5).detach() + (v / d - (v / d).detach())  # snap, straight through
+        for t in range(x.shape[0]):
+            h = _charge(v, x[t].to(cdt) / d, r, p)
+            hd = h.detach()
+            q = torch.where(hd == hd, torch.floor(hd + 0.5).clamp(p.qmin, p.qmax), float(p.qmin))
+            inside = (hd >= p.qmin) & (hd <= p.qmax)
+            hq = torch.where(inside, q + (h - hd), q)  # value q, gradient 1 inside the range
+            s = spike_fn((hq - theta) * d)
+            s_r = s.detach() if p.detach_reset else s
+            v = hq * (1 - s_r) + r * s_r if p.hard_reset else hq - theta * s_r
+            spikes.append(s.to(x.dtype))
+            hs.append((hq * d).to(x.dtype))
+        v = v * d
+    return torch.stack(spikes), v, (torch.stack(hs) if need_h else None)
+
+
+# The backend interface every kernel module provides (see mdsnn_zoo.neuron).
+forward = lif_forward
+backward = lif_backward

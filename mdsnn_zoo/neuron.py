@@ -1,0 +1,315 @@
+"""``QuantLIFNode``: a multi-step LIF neuron with an optionally quantized membrane, on fused kernels.
+
+The equations, the quantization grid and the gradients are written out in
+``mdsnn_zoo/kernels/lif_reference.py`` (source: ``kernels/lif_reference.py``). This module owns the
+arguments, the state, the step modes and the choice of a backend.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import math
+import os
+import shutil
+import warnings
+from collections.abc import Callable
+from types import ModuleType
+
+import torch
+from spikingjelly.activation_based import base, surrogate
+from torch import nn
+
+from mdsnn_zoo.kernels.lif_reference import LIFParams, grid_constants, lif_autograd
+
+BACKENDS = ("torch", "inductor", "triton", "cupy")
+_MODULES = {
+    "torch": "mdsnn_zoo.kernels.lif_reference",
+    "inductor": "mdsnn_zoo.kernels.lif_inductor",
+    "triton": "mdsnn_zoo.kernels.lif_triton",
+    "cupy": "mdsnn_zoo.kernels.lif_cupy",
+}
+# SpikingJelly surrogate classes the kernels implement, by class name (both SpikingJelly releases).
+_KNOWN_SURROGATES = {
+    "ATan": "atan",
+    "Sigmoid": "sigmoid",
+    "PiecewiseQuadratic": "piecewise_quadratic",
+    "Rect": "rect",
+}
+
+
+@functools.cache
+def _backend_module(name: str) -> ModuleType:
+    return importlib.import_module(_MODULES[name])
+
+
+def _triton_runs() -> bool:
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") == "1"
+
+
+def _cupy_runs() -> bool:
+    try:
+        import cupy
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:  # ImportError, or CUDA errors when no driver or GPU is present
+        return False
+
+
+def _inductor_runs() -> bool:
+    return any(shutil.which(c) for c in (os.environ.get("CXX", "g++"), "c++", "clang++"))
+
+
+_AVAILABLE: dict[str, Callable[[], bool]] = {
+    "torch": lambda: True,
+    "inductor": _inductor_runs,
+    "triton": _triton_runs,
+    "cupy": _cupy_runs,
+}
+
+
+def _resolve_surrogate(fn: object | None) -> tuple[str | None, float, Callable | None]:
+    """(kernel name or None, alpha, callable): None when the kernels do not implement ``fn``."""
+    if fn is None:
+        return "atan", 2.0, surrogate.ATan(alpha=2.0)
+    if not callable(fn):
+        raise TypeError(f"surrogate_function must be a SpikingJelly surrogate (e.g. surrogate.ATan()), "
+                        f"got {fn!r}")
+    kind = _KNOWN_SURROGATES.get(type(fn).__name__)
+    alpha = getattr(fn, "alpha", None)
+    if kind is None or not getattr(fn, "spiking", True) or not isinstance(alpha, (int, float)):
+        return None, float("nan"), fn
+    return kind, float(alpha), fn
+
+
+class _GradScale(torch.autograd.Function):
+    """Identity in forward; multiplies the gradient by ``scale`` (LSQ's step-size gradient scale)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return grad * ctx.scale, None
+
+
+class _LIFFunction(torch.autograd.Function):
+    """Spikes, last state and (optionally) the membrane H, with the backend's hand-written backward."""
+
+    @staticmethod
+    def forward(ctx, x, v0, delta, backend: ModuleType, p: LIFParams, need_h: bool):
+        spikes, v_last, h_seq, state, frac = backend.forward(x, v0, delta, p, need_h)
+        ctx.save_for_backward(state, frac, delta)
+        ctx.backend, ctx.p, ctx.x_dtype = backend, p, x.dtype
+        ctx.set_materialize_grads(False)
+        return spikes, v_last, h_seq
+
+    @staticmethod
+    def backward(ctx, grad_s, grad_v, grad_h):
+        state, frac, delta = ctx.saved_tensors
+        if grad_s is None:
+            grad_s = torch.zeros(state.shape, dtype=ctx.x_dtype, device=state.device)
+        grad_x, grad_v0, grad_delta = ctx.backend.backward(
+            grad_s, grad_v, grad_h, state, frac, delta, ctx.p, ctx.x_dtype)
+        return grad_x, grad_v0, grad_delta, None, None, None
+
+
+class QuantLIFNode(base.MemoryModule):
+    """Leaky integrate-and-fire neuron whose membrane potential can be quantized to ``u_bits``.
+
+    With ``u_bits=None`` it computes what SpikingJelly's ``LIFNode`` computes for the same
+    arguments. With ``u_bits=b`` (2..8) the membrane lives on a signed b-bit grid with a learnable
+    step ``delta`` (volts per level, initialised to ``v_threshold / (2^(b-1) - 1)`` so that the
+    threshold is the top level); see ``lif_reference.py`` for the exact grid, ties and gradients.
+
+    Input: ``[T, N, *]`` in multi-step mode, ``[N, *]`` in single-step mode; output spikes of the
+    same shape and dtype (float32, float16, bfloat16; float64 on the ``torch`` backend). State
+    ``v``: ``[N, *]`` float32, volts. ``store_h_seq=True`` keeps the pre-spike membrane (after
+    quantization) as ``h_seq`` ``[T, N, *]``, differentiable; ``store_v_seq=True`` keeps the
+    membrane after reset as ``v_seq``.
+
+    ``backend``: ``'auto'`` (CUDA: triton, else cupy, else torch; CPU: inductor, else torch),
+    ``'torch'`` (the readable reference), ``'inductor'`` (torch.compile), ``'triton'``, ``'cupy'``.
+    A surrogate the kernels do not implement runs on plain torch autograd, with one warning.
+    """
+
+    def __init__(
+        self,
+        tau: float = 2.0,
+        decay_input: bool = True,
+        v_threshold: float = 1.0,
+        v_reset: float | None = 0.0,
+        surrogate_function: Callable | None = None,
+        detach_reset: bool = False,
+        step_mode: str = "s",
+        backend: str = "auto",
+        u_bits: int | None = None,
+        store_v_seq: bool = False,
+        store_h_seq: bool = False,
+    ) -> None:
+        super().__init__()
+        if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not tau > 1:
+            raise ValueError(f"tau must be a number > 1 (the membrane time constant), got {tau!r}")
+        for name, value in (("v_threshold", v_threshold), ("v_reset", v_reset)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not math.isfinite(value)):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+        if v_reset is not None and v_reset >= v_threshold:
+            raise ValueError(f"v_reset ({v_reset}) must be below v_threshold ({v_threshold})")
+        if step_mode not in ("s", "m"):
+            raise ValueError(f"step_mode must be 's' (single-step) or 'm' (multi-step), got {step_mode!r}")
+        self.tau = float(tau)
+        self.decay_input = bool(decay_input)
+        self.v_threshold = float(v_threshold)
+        self.v_reset = None if v_reset is None else float(v_reset)
+        self.detach_reset = bool(detach_reset)
+        self.surrogate_function = surrogate_function if surrogate_function is not None else \
+            surrogate.ATan(alpha=2.0)
+        self._kind, self._alpha, _ = _resolve_surrogate(self.surrogate_function)
+        self.step_mode = step_mode
+        self.backend = _check_backend(backend)
+        self.store_v_seq = store_v_seq
+        self.store_h_seq = store_h_seq
+        self.u_bits = None
+        self.delta = None
+        self.set_u_bits(u_bits)
+        self.register_memory("v", self.v_reset if self.v_reset is not None else 0.0)
+        self.h_seq: torch.Tensor | None = None
+        self.v_seq: torch.Tensor | None = None
+        self._warned = False
+
+    # -- configuration ---------------------------------------------------------------------------
+
+    @staticmethod
+    def available_backends() -> list[str]:
+        """The backends that run on this machine now, e.g. ``['torch', 'inductor']`` on a CPU."""
+        return [name for name in BACKENDS if _AVAILABLE[name]()]
+
+    def set_u_bits(self, u_bits: int | None) -> None:
+        """Quantize the membrane to ``u_bits`` (2..8; None: full precision); (re)initialises ``delta``."""
+        if u_bits is not None and (isinstance(u_bits, bool) or not isinstance(u_bits, int)
+                                   or not 2 <= u_bits <= 8):
+            raise ValueError(f"u_bits must be an int from 2 to 8, or None for a float membrane; "
+                             f"got {u_bits!r}")
+        self.u_bits = u_bits
+        if u_bits is None:
+            self.delta = None
+        else:
+            step = self.v_threshold / (2 ** (u_bits - 1) - 1)
+            self.delta = nn.Parameter(torch.tensor(step, dtype=torch.float32))
+
+    @property
+    def params(self) -> LIFParams:
+        return LIFParams(self.tau, self.decay_input, self.v_threshold, self.v_reset, self.detach_reset,
+                         self._kind or "atan", self._alpha, self.u_bits)
+
+    def extra_repr(self) -> str:
+        return (f"tau={self.tau}, decay_input={self.decay_input}, v_threshold={self.v_threshold}, "
+                f"v_reset={self.v_reset}, detach_reset={self.detach_reset}, u_bits={self.u_bits}, "
+                f"backend={self.backend!r}, step_mode={self.step_mode!r}")
+
+    def reset(self) -> None:
+        super().reset()
+        self.h_seq = None
+        self.v_seq = None
+
+    # -- forward ---------------------------------------------------------------------------------
+
+    def single_step_forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or x.ndim < 1:
+            raise ValueError(f"QuantLIFNode in single-step mode takes x: [N, *], got "
+                             f"{getattr(x, 'shape', type(x))}")
+        return self._run(x.unsqueeze(0))[0]
+
+    def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x_seq, torch.Tensor) or x_seq.ndim < 2:
+            raise ValueError(f"QuantLIFNode in multi-step mode takes x_seq: [T, N, *], got "
+                             f"{tuple(getattr(x_seq, 'shape', ()))}; for [N, *] input use step_mode='s'")
+        return self._run(x_seq)
+
+    def _pick_backend(self, x: torch.Tensor) -> str:
+        if self._kind is None:
+            if not self._warned:
+                warnings.warn(f"surrogate {type(self.surrogate_function).__name__} has no fused kernel; "
+                              "QuantLIFNode runs it on plain torch autograd", stacklevel=3)
+                self._warned = True
+            return "autograd"
+        name = self.backend
+        if x.dtype == torch.float64:
+            if name not in ("auto", "torch"):
+                raise ValueError(f"float64 input runs only on backend='torch', not {name!r}")
+            return "torch"
+        if name == "auto":
+            order = ("triton", "cupy", "torch") if x.is_cuda else ("inductor", "torch")
+            return next(b for b in order if _AVAILABLE[b]())
+        if name == "cupy" and not x.is_cuda:
+            raise ValueError("backend='cupy' needs CUDA tensors; move the input to a GPU or use "
+                             "backend='auto'")
+        return name
+
+    def _state(self, x_seq: torch.Tensor) -> torch.Tensor:
+        """The state ``v`` as ``[M]`` float32 (M = N * features), checked against the input."""
+        feat = x_seq.shape[1:]
+        v = self.v
+        if isinstance(v, torch.Tensor):
+            if v.shape != feat:
+                raise ValueError(f"input {tuple(x_seq.shape)} does not match the neuron's state "
+                                 f"{tuple(v.shape)} (expected [T, {', '.join(map(str, v.shape))}] in "
+                                 f"step_mode={self.step_mode!r}); call functional.reset_net(net) "
+                                 "between batches of different shape")
+            return v.reshape(-1).to(torch.float32)
+        return torch.full((x_seq[0].numel(),), float(v), dtype=torch.float32, device=x_seq.device)
+
+    def _run(self, x_seq: torch.Tensor) -> torch.Tensor:
+        if not x_seq.is_floating_point():
+            raise ValueError(f"QuantLIFNode takes a floating-point input, got {x_seq.dtype}")
+        T, feat = x_seq.shape[0], x_seq.shape[1:]
+        v0 = self._state(x_seq)
+        x = x_seq.flatten(1) if x_seq.ndim > 2 else x_seq  # [T, M]; a view when x[t] is mergeable
+        delta = None
+        if self.u_bits is not None:
+            delta = self.delta.clamp(min=1e-8)
+            if delta.requires_grad:
+                delta = _GradScale.apply(delta, 1.0 / math.sqrt(x.numel() * (2 ** (self.u_bits - 1) - 1)))
+        need_h = self.store_h_seq or self.store_v_seq
+        backend = self._pick_backend(x)
+        p = self.params
+        if backend == "autograd":
+            spikes, v_last, h = lif_autograd(x, v0, delta, p, self.surrogate_function, need_h)
+        else:
+            spikes, v_last, h = _LIFFunction.apply(x, v0, delta, _backend_module(backend), p, need_h)
+        self.v = v_last.view(feat)
+        h_seq = h.view(T, *feat) if need_h else None
+        self.h_seq = h_seq if self.store_h_seq else None
+        if self.store_v_seq:
+            self.v_seq = self._after_reset(h_seq, spikes.view(T, *feat), delta)
+        return spikes.view(T, *feat)
+
+    def _after_reset(self, h: torch.Tensor, s: torch.Tensor, delta: torch.Tensor | None) -> torch.Tensor:
+        """V[t] from H[t] and S[t], differentiable through both (the kernels never store it)."""
+        v_th, v_r = self.v_threshold, self.v_reset
+        if delta is not None:
+            theta, r = grid_constants(delta, self.params)  # integers, no gradient
+            v_th, v_r = theta * delta, (None if v_r is None else r * delta)
+        if self.detach_reset:
+            s = s.detach()
+        return h - v_th * s if v_r is None else h * (1 - s) + v_r * s
+
+
+def _check_backend(backend: str) -> str:
+    if backend == "auto":
+        return backend
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}: choose 'auto' or one of {', '.join(BACKENDS)}")
+    if not _AVAILABLE[backend]():
+        hint = {"triton": "it needs a CUDA GPU, or TRITON_INTERPRET=1 set before import for the CPU",
+                "cupy": "install mdsnn-zoo[cuda] (cupy-cuda13x) and use a CUDA GPU",
+                "inductor": "torch.compile needs a C++ compiler (g++) on the CPU"}[backend]
+        available = ", ".join(QuantLIFNode.available_backends())
+        raise ValueError(f"backend {backend!r} is not available here ({hint}); available: {available}")
+    return backend
