@@ -33,7 +33,8 @@ Backward (surrogate gradient σ'(u) of the spike at u = H - V_th, or u = (q - θ
     gS  = dL/dS[t] + [not detach_reset] gV · ∂V/∂S        ∂V/∂S = V_r - H (hard), -V_th (soft)
     gHq = gS σ'(u) + gV · ∂V/∂H + dL/dH[t]                ∂V/∂H = 1 - S (hard), 1 (soft)
     gH  = gHq · [qmin <= h <= qmax]                       straight-through inside the range, 0 outside
-    dL/dX[t] = gH / tau (decay_input) or gH;    gV <- gH - gH / tau   (gradient on V[t-1])
+    dL/dX[t] = gH / tau (decay_input) or gH;    gV <- gH - gH / tau   (gradient on V[t-1];
+    in backward 1/tau is a multiplication by the rounded reciprocal)
 
 ``dL/dH[t]`` is the gradient arriving on the recorded membrane ``h_seq`` (membrane distillation):
 it is folded into the reverse-time recurrence, so no separate pass over memory is needed. Δ gets
@@ -161,10 +162,10 @@ def lif_forward(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, p
             else:
                 s = (h >= p.v_threshold).to(cdt)
             v = h - p.v_threshold * s if not p.hard_reset else h * (1 - s) + p.v_reset * s
-            spikes.append(s.to(x.dtype))
-            states.append(h)
-        state = torch.stack(states)
-        return torch.stack(spikes), v, (state.to(x.dtype) if need_h else None), state, None
+            spikes.append(s.to(x.dtype).unsqueeze(0))
+            states.append(h.unsqueeze(0))
+        state = torch.cat(states)  # [T, M]; cat of [1, M] steps compiles to one fused pass
+        return torch.cat(spikes), v, (state.to(x.dtype) if need_h else None), state, None
 
     d = delta.to(cdt)
     theta, r = grid_constants(d, p)
@@ -176,13 +177,13 @@ def lif_forward(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, p
         frac = torch.where(in_range, torch.floor((q - h) * FRAC_SCALE + 0.5), float(FRAC_OUT))
         s = q >= theta
         v = torch.where(s, r, q) if p.hard_reset else q - theta * s.to(cdt)
-        spikes.append(s.to(x.dtype))
-        states.append(q.to(torch.int8))
-        fracs.append(frac.to(torch.int8))
+        spikes.append(s.to(x.dtype).unsqueeze(0))
+        states.append(q.to(torch.int8).unsqueeze(0))
+        fracs.append(frac.to(torch.int8).unsqueeze(0))
         if need_h:
-            hs.append((q * d).to(x.dtype))
-    h_seq = torch.stack(hs) if need_h else None
-    return torch.stack(spikes), v * d, h_seq, torch.stack(states), torch.stack(fracs)
+            hs.append((q * d).to(x.dtype).unsqueeze(0))
+    h_seq = torch.cat(hs) if need_h else None
+    return torch.cat(spikes), v * d, h_seq, torch.cat(states), torch.cat(fracs)
 
 
 def lif_backward(grad_s: torch.Tensor, grad_v: torch.Tensor | None, grad_h: torch.Tensor | None,
@@ -197,7 +198,8 @@ def lif_backward(grad_s: torch.Tensor, grad_v: torch.Tensor | None, grad_h: torc
     cdt = torch.float64 if state.dtype == torch.float64 or out_dtype == torch.float64 else torch.float32
     T = state.shape[0]
     gv = torch.zeros(state.shape[1:], dtype=cdt, device=state.device) if grad_v is None else grad_v.to(cdt)
-    grad_x = torch.empty(state.shape, dtype=out_dtype, device=state.device)
+    grad_x = []
+    inv_tau = 1.0 / p.tau
     quant = p.u_bits is not None
     if quant:
         d = delta.to(cdt)
@@ -228,12 +230,12 @@ def lif_backward(grad_s: torch.Tensor, grad_v: torch.Tensor | None, grad_h: torc
             lsq = torch.where(inside, fc / FRAC_SCALE, q)
             dv_ddelta = r * s if p.hard_reset else -theta * s
             g_h = torch.where(inside, g_hq, 0.0)
-            gdelta = gdelta + (g_hq * lsq - g_u * theta + gv * dv_ddelta + g_h * r / p.tau).sum()
+            gdelta = gdelta + (g_hq * lsq - g_u * theta + gv * dv_ddelta + g_h * (r * inv_tau)).sum()
         else:
             g_h = g_hq
-        grad_x[t] = (g_h / p.tau if p.decay_input else g_h).to(out_dtype)
-        gv = g_h - g_h / p.tau
-    return grad_x, gv, (gdelta if quant else None)
+        grad_x.append((g_h * inv_tau if p.decay_input else g_h).to(out_dtype).unsqueeze(0))
+        gv = g_h - g_h * inv_tau
+    return torch.cat(grad_x[::-1]), gv, (gdelta if quant else None)
 
 
 def lif_autograd(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, p: LIFParams,
