@@ -1,0 +1,190 @@
+// Multi-step LIF neuron (optionally quantized membrane): CUDA C for cupy.RawModule.
+//
+// The algorithm of lif_reference.py, one thread per neuron, all T steps in registers: the forward
+// pass charges, quantizes (grid units, ties up, IEEE division), fires, resets; the backward pass
+// runs the reverse-time recurrence, folds in the gradient on h_seq, and reduces Δ's gradient per
+// block. Bytes per element and step as in lif_triton.py. No CUDA headers are needed: fp16 and bf16
+// are converted with PTX cvt instructions (bf16 needs sm_80 or newer).
+//
+// Layout: x, grad_s and grad_h are [T, M] with a time stride and an element stride of 1 or 0;
+// everything written is contiguous [T, M] or [M]. Flags are runtime arguments (uniform branches).
+
+struct f16 { unsigned short bits; };
+struct bf16 { unsigned short bits; };
+
+__device__ __forceinline__ float to_f32(float v) { return v; }
+__device__ __forceinline__ float to_f32(f16 v) {
+    float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(v.bits)); return f;
+}
+__device__ __forceinline__ float to_f32(bf16 v) { return __uint_as_float(((unsigned int)v.bits) << 16); }
+
+template <typename T> __device__ __forceinline__ T from_f32(float v);
+template <> __device__ __forceinline__ float from_f32<float>(float v) { return v; }
+template <> __device__ __forceinline__ f16 from_f32<f16>(float v) {
+    f16 r; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(r.bits) : "f"(v)); return r;
+}
+template <> __device__ __forceinline__ bf16 from_f32<bf16>(float v) {
+    bf16 r; asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(r.bits) : "f"(v)); return r;
+}
+
+#define FRAC_SCALE 254.0f
+#define FRAC_OUT (-128)
+
+__device__ __forceinline__ float clampf(float v, float lo, float hi) { return fminf(fmaxf(v, lo), hi); }
+
+// Surrogate derivative σ'(u): 0 atan, 1 sigmoid, 2 piecewise quadratic, 3 rectangular window.
+__device__ __forceinline__ float surrogate_grad(float u, float alpha, int kind) {
+    if (kind == 0) {
+        const float a = alpha * 0.5f;
+        const float au = 3.14159265358979f * a * u;
+        return a / (1.0f + au * au);
+    }
+    if (kind == 1) {
+        const float sg = 1.0f / (1.0f + expf(-alpha * u));
+        return (1.0f - sg) * sg * alpha;
+    }
+    if (kind == 2) return fabsf(u) > 1.0f / alpha ? 0.0f : alpha - alpha * alpha * fabsf(u);
+    return fabsf(u) < 0.5f / alpha ? alpha : 0.0f;
+}
+
+template <typename Tin>
+__global__ void lif_fwd(const Tin* __restrict__ x, long long sxt, long long sxm,
+                        const float* __restrict__ v0, const float* __restrict__ delta,
+                        Tin* __restrict__ s_out, float* __restrict__ v_last,
+                        float* __restrict__ h_state, signed char* __restrict__ q_state,
+                        signed char* __restrict__ frac_out, Tin* __restrict__ h_out,
+                        long long M, int T, float tau, float v_th, float v_rst,
+                        int quant, int hard, int decay, int need_h, int qmin, int qmax) {
+    const float fqmin = (float)qmin, fqmax = (float)qmax;
+    float d = 1.0f, theta = 0.0f, r = v_rst;
+    if (quant) {
+        d = delta[0];
+        theta = clampf(floorf(__fdiv_rn(v_th, d) + 0.5f), 1.0f, fqmax);
+        r = clampf(floorf(__fdiv_rn(v_rst, d) + 0.5f), fqmin, fqmax);
+    }
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < M;
+         i += (long long)gridDim.x * blockDim.x) {
+        float v = v0[i];
+        if (quant) v = floorf(__fdiv_rn(v, d) + 0.5f);
+        for (int t = 0; t < T; ++t) {
+            float xt = to_f32(x[t * sxt + i * sxm]);
+            if (quant) xt = __fdiv_rn(xt, d);
+            const float h = decay ? __fadd_rn(v, __fdiv_rn(__fsub_rn(xt, __fsub_rn(v, r)), tau))
+                                  : __fadd_rn(__fsub_rn(v, __fdiv_rn(__fsub_rn(v, r), tau)), xt);
+            const long long o = t * M + i;
+            float s;
+            if (quant) {
+                float q = clampf(floorf(h + 0.5f), fqmin, fqmax);
+                if (h != h) q = fqmin;
+                const bool inside = (h >= fqmin) && (h <= fqmax);
+                const float frac = inside ? floorf(__fadd_rn(__fmul_rn(q - h, FRAC_SCALE), 0.5f))
+                                          : (float)FRAC_OUT;
+                s = q >= theta ? 1.0f : 0.0f;
+                v = hard ? (s > 0.0f ? r : q) : q - theta * s;
+                q_state[o] = (signed char)q;
+                frac_out[o] = (signed char)frac;
+                if (need_h) h_out[o] = from_f32<Tin>(q * d);
+            } else {
+                s = h >= v_th ? 1.0f : 0.0f;
+                v = hard ? __fadd_rn(__fmul_rn(h, 1.0f - s), __fmul_rn(v_rst, s))
+                         : __fsub_rn(h, __fmul_rn(v_th, s));
+                h_state[o] = h;
+                if (need_h) h_out[o] = from_f32<Tin>(h);
+            }
+            s_out[o] = from_f32<Tin>(s);
+        }
+        v_last[i] = quant ? v * d : v;
+    }
+}
+
+template <typename Tin>
+__global__ void lif_bwd(const Tin* __restrict__ gs, long long sgt, long long sgm,
+                        const float* __restrict__ gv_last, const Tin* __restrict__ gh,
+                        long long sht, long long shm,
+                        const float* __restrict__ h_state, const signed char* __restrict__ q_state,
+                        const signed char* __restrict__ frac_in, const float* __restrict__ delta,
+                        Tin* __restrict__ gx, float* __restrict__ gv0, float* __restrict__ gdelta_partial,
+                        long long M, int T, float tau, float v_th, float v_rst, float alpha,
+                        int quant, int hard, int decay, int detach, int sg_kind, int has_gv, int has_gh,
+                        int qmin, int qmax) {
+    __shared__ float block_sum[32];
+    const float fqmin = (float)qmin, fqmax = (float)qmax;
+    const float inv_tau = 1.0f / tau;
+    float d = 1.0f, theta = 0.0f, r = v_rst;
+    if (quant) {
+        d = delta[0];
+        theta = clampf(floorf(__fdiv_rn(v_th, d) + 0.5f), 1.0f, fqmax);
+        r = clampf(floorf(__fdiv_rn(v_rst, d) + 0.5f), fqmin, fqmax);
+    }
+    float gdelta = 0.0f;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < M;
+         i += (long long)gridDim.x * blockDim.x) {
+        float gv = has_gv ? gv_last[i] : 0.0f;
+        for (int t = T - 1; t >= 0; --t) {
+            const long long o = t * M + i;
+            float g_s = to_f32(gs[t * sgt + i * sgm]);
+            float u, s, dv_ds, q = 0.0f, fc = 0.0f;
+            if (quant) {
+                q = (float)q_state[o];
+                fc = (float)frac_in[o];
+                s = q >= theta ? 1.0f : 0.0f;
+                u = (q - theta) * d;
+                dv_ds = hard ? (r - q) * d : -theta * d;
+            } else {
+                const float h = h_state[o];
+                u = h - v_th;
+                s = u >= 0.0f ? 1.0f : 0.0f;
+                dv_ds = hard ? v_rst - h : -v_th;
+            }
+            const float dv_dh = hard ? 1.0f - s : 1.0f;
+            if (!detach) g_s += gv * dv_ds;
+            const float g_u = g_s * surrogate_grad(u, alpha, sg_kind);
+            float g_hq = g_u + gv * dv_dh;
+            if (has_gh) g_hq += to_f32(gh[t * sht + i * shm]);
+            float g_h = g_hq;
+            if (quant) {
+                const bool inside = fc != (float)FRAC_OUT;
+                const float lsq = inside ? fc / FRAC_SCALE : q;
+                const float dv_dd = hard ? r * s : -theta * s;
+                g_h = inside ? g_hq : 0.0f;
+                gdelta += g_hq * lsq - g_u * theta + gv * dv_dd + g_h * (r * inv_tau);
+            }
+            gx[o] = from_f32<Tin>(decay ? g_h * inv_tau : g_h);
+            gv = g_h - g_h * inv_tau;
+        }
+        gv0[i] = gv;
+    }
+    if (quant) {  // block reduction of Δ's gradient: warp shuffles, then one warp over the warps
+        for (int off = 16; off > 0; off >>= 1) gdelta += __shfl_down_sync(0xffffffffu, gdelta, off);
+        const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+        if (lane == 0) block_sum[warp] = gdelta;
+        __syncthreads();
+        if (warp == 0) {
+            const int nwarps = (blockDim.x + 31) >> 5;
+            gdelta = lane < nwarps ? block_sum[lane] : 0.0f;
+            for (int off = 16; off > 0; off >>= 1) gdelta += __shfl_down_sync(0xffffffffu, gdelta, off);
+            if (lane == 0) gdelta_partial[blockIdx.x] = gdelta;
+        }
+    }
+}
+
+#ifdef MDSNN_COMPILE_CHECK  // nvcc -DMDSNN_COMPILE_CHECK: instantiate what lif_cupy.py asks for
+template __global__ void lif_fwd<float>(const float*, long long, long long, const float*, const float*,
+    float*, float*, float*, signed char*, signed char*, float*, long long, int, float, float, float,
+    int, int, int, int, int, int);
+template __global__ void lif_fwd<f16>(const f16*, long long, long long, const float*, const float*,
+    f16*, float*, float*, signed char*, signed char*, f16*, long long, int, float, float, float,
+    int, int, int, int, int, int);
+template __global__ void lif_fwd<bf16>(const bf16*, long long, long long, const float*, const float*,
+    bf16*, float*, float*, signed char*, signed char*, bf16*, long long, int, float, float, float,
+    int, int, int, int, int, int);
+template __global__ void lif_bwd<float>(const float*, long long, long long, const float*, const float*,
+    long long, long long, const float*, const signed char*, const signed char*, const float*, float*,
+    float*, float*, long long, int, float, float, float, float, int, int, int, int, int, int, int, int, int);
+template __global__ void lif_bwd<f16>(const f16*, long long, long long, const float*, const f16*,
+    long long, long long, const float*, const signed char*, const signed char*, const float*, f16*,
+    float*, float*, long long, int, float, float, float, float, int, int, int, int, int, int, int, int, int);
+template __global__ void lif_bwd<bf16>(const bf16*, long long, long long, const float*, const bf16*,
+    long long, long long, const float*, const signed char*, const signed char*, const float*, bf16*,
+    float*, float*, long long, int, float, float, float, float, int, int, int, int, int, int, int, int, int);
+#endif

@@ -1,0 +1,118 @@
+"""Multi-step LIF neuron (optionally quantized membrane) through ``cupy.RawModule`` and ``lif.cu``.
+
+The same algorithm and contract as ``lif_reference`` and ``lif_triton``; the CUDA C source is the
+file ``lif.cu`` beside this one (one thread per neuron, T steps in registers, flags at run time).
+CUDA tensors only, float32/float16/bfloat16 (bfloat16 needs compute capability 8.0 or newer).
+Kernels run on PyTorch's current stream. The tests compile ``lif.cu`` with ``nvcc`` on machines
+without a GPU and compare it with the reference on a GPU when one is present.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mdsnn_zoo.kernels.lif_reference import SURROGATES, LIFParams
+
+SOURCE = Path(__file__).with_name("lif.cu")
+THREADS = 256
+_TYPE_NAMES = {torch.float32: "float", torch.float16: "f16", torch.bfloat16: "bf16"}
+
+
+@functools.cache
+def _module():
+    import cupy
+
+    names = [f"lif_{kind}<{t}>" for kind in ("fwd", "bwd") for t in _TYPE_NAMES.values()]
+    return cupy.RawModule(code=SOURCE.read_text(), options=("--std=c++17",), name_expressions=names)
+
+
+def _kernel(kind: str, dtype: torch.dtype):
+    if dtype not in _TYPE_NAMES:
+        raise TypeError(f"the cupy LIF kernels take float32, float16 or bfloat16, not {dtype}")
+    return _module().get_function(f"lif_{kind}<{_TYPE_NAMES[dtype]}>")
+
+
+def _blocks(n: int) -> int:
+    """Grid size: one thread per neuron, capped (threads then stride over the rest)."""
+    return max(1, min((n + THREADS - 1) // THREADS, 65535 * 8))
+
+
+def _launch(kernel, n: int, args: tuple) -> None:
+    import cupy
+
+    with cupy.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream):
+        kernel((_blocks(n),), (THREADS,), args)
+
+
+def _ptr(t: torch.Tensor | None) -> np.uint64:
+    return np.uint64(0 if t is None else t.data_ptr())
+
+
+def _strided(t: torch.Tensor) -> tuple[torch.Tensor, np.int64, np.int64]:
+    if t.shape[1] > 1 and t.stride(1) not in (0, 1):
+        t = t.contiguous()
+    return t, np.int64(t.stride(0)), np.int64(t.stride(1) if t.shape[1] > 1 else 1)
+
+
+def _flags(p: LIFParams) -> tuple:
+    quant = p.u_bits is not None
+    return (np.int32(quant), np.int32(p.hard_reset), np.int32(p.decay_input))
+
+
+def _grid_range(p: LIFParams) -> tuple:
+    quant = p.u_bits is not None
+    return (np.int32(p.qmin if quant else 0), np.int32(p.qmax if quant else 0))
+
+
+def forward(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, p: LIFParams, need_h: bool):
+    """Same contract as ``lif_reference.lif_forward`` (CUDA tensors, no float64)."""
+    T, M = x.shape
+    x, sxt, sxm = _strided(x)
+    v0 = v0.float().contiguous()
+    quant = p.u_bits is not None
+    dev = x.device
+    spikes = torch.empty((T, M), dtype=x.dtype, device=dev)
+    v_last = torch.empty((M,), dtype=torch.float32, device=dev)
+    state = torch.empty((T, M), dtype=torch.int8 if quant else torch.float32, device=dev)
+    frac = torch.empty((T, M), dtype=torch.int8, device=dev) if quant else None
+    write_h = need_h and (quant or x.dtype != torch.float32)
+    h_seq = torch.empty((T, M), dtype=x.dtype, device=dev) if write_h else None
+    if M:
+        args = (_ptr(x), sxt, sxm, _ptr(v0), _ptr(delta if quant else None), _ptr(spikes), _ptr(v_last),
+                _ptr(None if quant else state), _ptr(state if quant else None), _ptr(frac), _ptr(h_seq),
+                np.int64(M), np.int32(T), np.float32(p.tau), np.float32(p.v_threshold),
+                np.float32(p.reset_value), *_flags(p), np.int32(write_h), *_grid_range(p))
+        _launch(_kernel("fwd", x.dtype), M, args)
+    if need_h and not write_h:
+        h_seq = state
+    return spikes, v_last, h_seq, state, frac
+
+
+def backward(grad_s, grad_v, grad_h, state, frac, delta, p: LIFParams, out_dtype: torch.dtype):
+    """Same contract as ``lif_reference.lif_backward`` (CUDA tensors, no float64)."""
+    T, M = state.shape
+    quant = p.u_bits is not None
+    dev = state.device
+    grad_s, sgt, sgm = _strided(grad_s.to(out_dtype))
+    if grad_h is not None:
+        grad_h, sht, shm = _strided(grad_h.to(out_dtype))
+    else:
+        sht = shm = np.int64(0)
+    grad_v = grad_v.float().contiguous() if grad_v is not None else None
+    grad_x = torch.empty((T, M), dtype=out_dtype, device=dev)
+    grad_v0 = torch.empty((M,), dtype=torch.float32, device=dev)
+    partial = torch.zeros((_blocks(M),), dtype=torch.float32, device=dev) if quant else None
+    if M:
+        args = (_ptr(grad_s), sgt, sgm, _ptr(grad_v), _ptr(grad_h), sht, shm,
+                _ptr(None if quant else state), _ptr(state if quant else None), _ptr(frac),
+                _ptr(delta if quant else None), _ptr(grad_x), _ptr(grad_v0), _ptr(partial),
+                np.int64(M), np.int32(T), np.float32(p.tau), np.float32(p.v_threshold),
+                np.float32(p.reset_value), np.float32(p.alpha), *_flags(p), np.int32(p.detach_reset),
+                np.int32(SURROGATES.index(p.surrogate)), np.int32(grad_v is not None),
+                np.int32(grad_h is not None), *_grid_range(p))
+        _launch(_kernel("bwd", out_dtype), M, args)
+    return grad_x, grad_v0, (partial.sum() if quant else None)

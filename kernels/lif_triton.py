@@ -1,0 +1,251 @@
+"""Multi-step LIF neuron (optionally quantized membrane) as two fused Triton kernels.
+
+What is fused: the forward kernel runs all T steps for a block of neurons with the state in
+registers (charge, quantize, fire, reset), reading x once and writing the spikes and what backward
+needs once; the backward kernel runs the reverse-time recurrence the same way, folding in the
+gradient on the recorded membrane ``h_seq`` (membrane distillation) and reducing Δ's gradient per
+block. Equations, grid and gradients: ``lif_reference.py``; this file computes the same.
+
+Bytes moved per element and step (fp32 x, T steps): forward reads x (4) and writes spikes (4) plus
+H (4, float membrane) or code + residual (1 + 1, quantized); backward reads the spike gradient (4)
+and H or code + residual, and writes the input gradient (4). The state v is read and written once
+per neuron, not once per step.
+
+Sizes are runtime arguments with masks: a new batch size neither recompiles nor re-tunes (there
+is no autotuning; BLOCK is fixed). T, the flags and the dtype are compile-time constants. Inputs
+may have any stride between time steps and stride 1 or 0 inside a step (so the stride-0 gradient
+of ``.sum().backward()`` is read without a copy); other layouts are made contiguous first.
+
+Dtypes: float32, float16, bfloat16 in and out; arithmetic and state in float32. Divisions in the
+forward pass are IEEE (``div_rn``), as in the reference, so that spikes and codes agree bit for
+bit. Runs on CUDA tensors, and on CPU tensors under ``TRITON_INTERPRET=1`` (tests).
+Differences from the reference: none in the forward; the backward sums Δ's gradient per block
+first, so it differs from the reference's order of summation by float rounding.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from mdsnn_zoo.kernels.lif_reference import FRAC_OUT, FRAC_SCALE, SURROGATES, LIFParams
+
+BLOCK = 1024
+NUM_WARPS = 4  # 128 threads x 8 elements: 16-byte loads of bf16, 2 x 16 bytes of fp32
+
+
+@triton.jit
+def _surrogate_grad(u, alpha, SG: tl.constexpr):
+    if SG == 0:  # atan
+        a = alpha * 0.5
+        au = 3.141592653589793 * a * u
+        g = a / (1.0 + au * au)
+    elif SG == 1:  # sigmoid
+        sg = tl.sigmoid(alpha * u)
+        g = (1.0 - sg) * sg * alpha
+    elif SG == 2:  # piecewise quadratic
+        g = tl.where(tl.abs(u) > 1.0 / alpha, 0.0, alpha - alpha * alpha * tl.abs(u))
+    else:  # rectangular window
+        g = tl.where(tl.abs(u) < 0.5 / alpha, alpha, 0.0)
+    return g
+
+
+@triton.jit
+def _lif_fwd_kernel(
+    x_ptr, stride_xt, stride_xm, v0_ptr, delta_ptr,
+    s_ptr, vlast_ptr, state_ptr, frac_ptr, h_ptr, M,
+    tau, v_th, v_rst,
+    T: tl.constexpr, QUANT: tl.constexpr, HARD: tl.constexpr, DECAY: tl.constexpr,
+    NEED_H: tl.constexpr, QMIN: tl.constexpr, QMAX: tl.constexpr, BLOCK: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < M
+    v = tl.load(v0_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    if QUANT:
+        d = tl.load(delta_ptr).to(tl.float32)
+        theta = tl.minimum(tl.maximum(tl.floor(tl.div_rn(v_th, d) + 0.5), 1.0), QMAX)
+        r = tl.minimum(tl.maximum(tl.floor(tl.div_rn(v_rst, d) + 0.5), QMIN), QMAX)
+        v = tl.floor(tl.div_rn(v, d) + 0.5)
+    else:
+        r = v_rst
+    for t in tl.static_range(T):
+        x = tl.load(x_ptr + t * stride_xt + offs * stride_xm, mask=mask, other=0.0).to(tl.float32)
+        if QUANT:
+            x = tl.div_rn(x, d)
+        if DECAY:
+            h = v + tl.div_rn(x - (v - r), tau)
+        else:
+            h = v - tl.div_rn(v - r, tau) + x
+        out = t * M + offs
+        if QUANT:
+            q = tl.minimum(tl.maximum(tl.floor(h + 0.5), QMIN), QMAX)
+            q = tl.where(h == h, q, QMIN)
+            inside = (h >= QMIN) & (h <= QMAX)
+            frac = tl.where(inside, tl.floor((q - h) * FRAC_SCALE + 0.5), FRAC_OUT)
+            spike = q >= theta
+            s = spike.to(tl.float32)
+            if HARD:
+                v = tl.where(spike, r, q)
+            else:
+                v = q - theta * s
+            tl.store(state_ptr + out, q.to(tl.int8), mask=mask)
+            tl.store(frac_ptr + out, frac.to(tl.int8), mask=mask)
+            if NEED_H:
+                tl.store(h_ptr + out, (q * d).to(h_ptr.dtype.element_ty), mask=mask)
+        else:
+            s = (h >= v_th).to(tl.float32)
+            if HARD:
+                v = h * (1.0 - s) + v_rst * s
+            else:
+                v = h - v_th * s
+            tl.store(state_ptr + out, h, mask=mask)
+            if NEED_H:
+                tl.store(h_ptr + out, h.to(h_ptr.dtype.element_ty), mask=mask)
+        tl.store(s_ptr + out, s.to(s_ptr.dtype.element_ty), mask=mask)
+    if QUANT:
+        v = v * d
+    tl.store(vlast_ptr + offs, v, mask=mask)
+
+
+@triton.jit
+def _lif_bwd_kernel(
+    gs_ptr, stride_gst, stride_gsm, gv_ptr, gh_ptr, stride_ght, stride_ghm,
+    state_ptr, frac_ptr, delta_ptr, gx_ptr, gv0_ptr, gdelta_ptr, M,
+    tau, v_th, v_rst, alpha,
+    T: tl.constexpr, QUANT: tl.constexpr, HARD: tl.constexpr, DECAY: tl.constexpr,
+    DETACH: tl.constexpr, SG: tl.constexpr, HAS_GV: tl.constexpr, HAS_GH: tl.constexpr,
+    QMIN: tl.constexpr, QMAX: tl.constexpr, BLOCK: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < M
+    inv_tau = 1.0 / tau
+    if HAS_GV:
+        gv = tl.load(gv_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    else:
+        gv = tl.zeros([BLOCK], dtype=tl.float32)
+    if QUANT:
+        d = tl.load(delta_ptr).to(tl.float32)
+        theta = tl.minimum(tl.maximum(tl.floor(tl.div_rn(v_th, d) + 0.5), 1.0), QMAX)
+        r = tl.minimum(tl.maximum(tl.floor(tl.div_rn(v_rst, d) + 0.5), QMIN), QMAX)
+        gdelta = tl.zeros([BLOCK], dtype=tl.float32)
+    for i in tl.static_range(T):
+        t = T - 1 - i
+        idx = t * M + offs
+        g_s = tl.load(gs_ptr + t * stride_gst + offs * stride_gsm, mask=mask, other=0.0).to(tl.float32)
+        if QUANT:
+            q = tl.load(state_ptr + idx, mask=mask, other=0).to(tl.float32)
+            fc = tl.load(frac_ptr + idx, mask=mask, other=0).to(tl.float32)
+            inside = fc != FRAC_OUT
+            s = (q >= theta).to(tl.float32)
+            u = (q - theta) * d
+            if HARD:
+                dv_ds = (r - q) * d
+            else:
+                dv_ds = -theta * d
+        else:
+            h = tl.load(state_ptr + idx, mask=mask, other=0.0)
+            u = h - v_th
+            s = (u >= 0).to(tl.float32)
+            if HARD:
+                dv_ds = v_rst - h
+            else:
+                dv_ds = -v_th
+        if HARD:
+            dv_dh = 1.0 - s
+        else:
+            dv_dh = 1.0
+        if not DETACH:
+            g_s = g_s + gv * dv_ds
+        g_u = g_s * _surrogate_grad(u, alpha, SG)
+        g_hq = g_u + gv * dv_dh
+        if HAS_GH:
+            g_hq += tl.load(gh_ptr + t * stride_ght + offs * stride_ghm, mask=mask, other=0.0).to(tl.float32)
+        if QUANT:
+            lsq = tl.where(inside, fc / FRAC_SCALE, q)
+            if HARD:
+                dv_dd = r * s
+            else:
+                dv_dd = -theta * s
+            g_h = tl.where(inside, g_hq, 0.0)
+            contrib = g_hq * lsq - g_u * theta + gv * dv_dd + g_h * (r * inv_tau)
+            gdelta += tl.where(mask, contrib, 0.0)
+        else:
+            g_h = g_hq
+        if DECAY:
+            gx = g_h * inv_tau
+        else:
+            gx = g_h
+        tl.store(gx_ptr + idx, gx.to(gx_ptr.dtype.element_ty), mask=mask)
+        gv = g_h - g_h * inv_tau
+    tl.store(gv0_ptr + offs, gv, mask=mask)
+    if QUANT:
+        tl.store(gdelta_ptr + pid, tl.sum(gdelta, axis=0))
+
+
+def _inner_stride(t: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+    """``t`` ([T, M]) with its (time, element) strides; copied only if a step is not 1-D-strided."""
+    if t.shape[1] > 1 and t.stride(1) not in (0, 1):
+        t = t.contiguous()
+    return t, t.stride(0), (t.stride(1) if t.shape[1] > 1 else 1)
+
+
+def _flags(p: LIFParams) -> dict:
+    quant = p.u_bits is not None
+    return dict(QUANT=quant, HARD=p.hard_reset, DECAY=p.decay_input,
+                QMIN=p.qmin if quant else 0, QMAX=p.qmax if quant else 0)
+
+
+def forward(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, p: LIFParams, need_h: bool):
+    """Same contract as ``lif_reference.lif_forward`` (no float64)."""
+    T, M = x.shape
+    x, sxt, sxm = _inner_stride(x)
+    v0 = v0.contiguous()
+    quant = p.u_bits is not None
+    dev = x.device
+    spikes = torch.empty((T, M), dtype=x.dtype, device=dev)
+    v_last = torch.empty((M,), dtype=torch.float32, device=dev)
+    state = torch.empty((T, M), dtype=torch.int8 if quant else torch.float32, device=dev)
+    frac = torch.empty((T, M), dtype=torch.int8, device=dev) if quant else None
+    # float membrane in float32 is the saved H itself: no second copy
+    write_h = need_h and (quant or x.dtype != torch.float32)
+    h_seq = torch.empty((T, M), dtype=x.dtype, device=dev) if write_h else None
+    if M:
+        _lif_fwd_kernel[(triton.cdiv(M, BLOCK),)](
+            x, sxt, sxm, v0, delta if quant else v0, spikes, v_last, state,
+            frac if quant else state, h_seq if write_h else spikes, M,
+            p.tau, p.v_threshold, p.reset_value,
+            T=T, NEED_H=write_h, BLOCK=BLOCK, num_warps=NUM_WARPS, **_flags(p))
+    if need_h and not write_h:
+        h_seq = state
+    return spikes, v_last, h_seq, state, frac
+
+
+def backward(grad_s, grad_v, grad_h, state, frac, delta, p: LIFParams, out_dtype: torch.dtype):
+    """Same contract as ``lif_reference.lif_backward`` (no float64)."""
+    T, M = state.shape
+    quant = p.u_bits is not None
+    dev = state.device
+    grad_s, sgt, sgm = _inner_stride(grad_s)
+    grad_v = grad_v.float().contiguous() if grad_v is not None else None
+    if grad_h is not None:
+        grad_h, sht, shm = _inner_stride(grad_h)
+    else:
+        sht = shm = 0
+    grad_x = torch.empty((T, M), dtype=out_dtype, device=dev)
+    grad_v0 = torch.empty((M,), dtype=torch.float32, device=dev)
+    blocks = triton.cdiv(M, BLOCK)
+    partial = torch.zeros((max(blocks, 1),), dtype=torch.float32, device=dev) if quant else None
+    if M:
+        _lif_bwd_kernel[(blocks,)](
+            grad_s, sgt, sgm, grad_v if grad_v is not None else grad_v0,
+            grad_h if grad_h is not None else grad_s, sht, shm,
+            state, frac if quant else state, delta if quant else grad_v0,
+            grad_x, grad_v0, partial if quant else grad_v0, M,
+            p.tau, p.v_threshold, p.reset_value, p.alpha,
+            T=T, DETACH=p.detach_reset, SG=SURROGATES.index(p.surrogate),
+            HAS_GV=grad_v is not None, HAS_GH=grad_h is not None,
+            BLOCK=BLOCK, num_warps=NUM_WARPS, **_flags(p))
+    return grad_x, grad_v0, (partial.sum() if quant else None)
