@@ -27,8 +27,8 @@ template <> __device__ __forceinline__ bf16 from_f32<bf16>(float v) {
     bf16 r; asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(r.bits) : "f"(v)); return r;
 }
 
-#define FRAC_SCALE 254.0f
-#define FRAC_OUT (-128)
+#define FRAC_SCALE 65534.0f
+#define FRAC_OUT (-32768)
 
 __device__ __forceinline__ float clampf(float v, float lo, float hi) { return fminf(fmaxf(v, lo), hi); }
 
@@ -52,7 +52,7 @@ __global__ void lif_fwd(const Tin* __restrict__ x, long long sxt, long long sxm,
                         const float* __restrict__ v0, const float* __restrict__ delta,
                         Tin* __restrict__ s_out, float* __restrict__ v_last,
                         float* __restrict__ h_state, signed char* __restrict__ q_state,
-                        signed char* __restrict__ frac_out, Tin* __restrict__ h_out,
+                        short* __restrict__ frac_out, Tin* __restrict__ h_out,
                         long long M, int T, float tau, float v_th, float v_rst,
                         int quant, int hard, int decay, int need_h, int qmin, int qmax) {
     const float fqmin = (float)qmin, fqmax = (float)qmax;
@@ -82,7 +82,7 @@ __global__ void lif_fwd(const Tin* __restrict__ x, long long sxt, long long sxm,
                 s = q >= theta ? 1.0f : 0.0f;
                 v = hard ? (s > 0.0f ? r : q) : q - theta * s;
                 q_state[o] = (signed char)q;
-                frac_out[o] = (signed char)frac;
+                frac_out[o] = (short)frac;
                 if (need_h) h_out[o] = from_f32<Tin>(q * d);
             } else {
                 s = h >= v_th ? 1.0f : 0.0f;
@@ -102,7 +102,7 @@ __global__ void lif_bwd(const Tin* __restrict__ gs, long long sgt, long long sgm
                         const float* __restrict__ gv_last, const Tin* __restrict__ gh,
                         long long sht, long long shm,
                         const float* __restrict__ h_state, const signed char* __restrict__ q_state,
-                        const signed char* __restrict__ frac_in, const float* __restrict__ delta,
+                        const short* __restrict__ frac_in, const float* __restrict__ delta,
                         Tin* __restrict__ gx, float* __restrict__ gv0, float* __restrict__ gdelta_partial,
                         long long M, int T, float tau, float v_th, float v_rst, float alpha,
                         int quant, int hard, int decay, int detach, int sg_kind, int has_gv, int has_gh,
@@ -170,21 +170,21 @@ __global__ void lif_bwd(const Tin* __restrict__ gs, long long sgt, long long sgm
 
 #ifdef MDSNN_COMPILE_CHECK  // nvcc -DMDSNN_COMPILE_CHECK: instantiate what lif_cupy.py asks for
 template __global__ void lif_fwd<float>(const float*, long long, long long, const float*, const float*,
-    float*, float*, float*, signed char*, signed char*, float*, long long, int, float, float, float,
+    float*, float*, float*, signed char*, short*, float*, long long, int, float, float, float,
     int, int, int, int, int, int);
 template __global__ void lif_fwd<f16>(const f16*, long long, long long, const float*, const float*,
-    f16*, float*, float*, signed char*, signed char*, f16*, long long, int, float, float, float,
+    f16*, float*, float*, signed char*, short*, f16*, long long, int, float, float, float,
     int, int, int, int, int, int);
 template __global__ void lif_fwd<bf16>(const bf16*, long long, long long, const float*, const float*,
-    bf16*, float*, float*, signed char*, signed char*, bf16*, long long, int, float, float, float,
+    bf16*, float*, float*, signed char*, short*, bf16*, long long, int, float, float, float,
     int, int, int, int, int, int);
 template __global__ void lif_bwd<float>(const float*, long long, long long, const float*, const float*,
-    long long, long long, const float*, const signed char*, const signed char*, const float*, float*,
+    long long, long long, const float*, const signed char*, const short*, const float*, float*,
     float*, float*, long long, int, float, float, float, float, int, int, int, int, int, int, int, int, int);
 template __global__ void lif_bwd<f16>(const f16*, long long, long long, const float*, const f16*,
-    long long, long long, const float*, const signed char*, const signed char*, const float*, f16*,
+    long long, long long, const float*, const signed char*, const short*, const float*, f16*,
     float*, float*, long long, int, float, float, float, float, int, int, int, int, int, int, int, int, int);
 template __global__ void lif_bwd<bf16>(const bf16*, long long, long long, const float*, const bf16*,
-    long long, long long, const float*, const signed char*, const signed char*, const float*, bf16*,
+    long long, long long, const float*, const signed char*, const short*, const float*, bf16*,
     float*, float*, long long, int, float, float, float, float, int, int, int, int, int, int, int, int, int);
 #endif

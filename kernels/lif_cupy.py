@@ -78,7 +78,7 @@ def forward(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, p: LI
     spikes = torch.empty((T, M), dtype=x.dtype, device=dev)
     v_last = torch.empty((M,), dtype=torch.float32, device=dev)
     state = torch.empty((T, M), dtype=torch.int8 if quant else torch.float32, device=dev)
-    frac = torch.empty((T, M), dtype=torch.int8, device=dev) if quant else None
+    frac = torch.empty((T, M), dtype=torch.int16, device=dev) if quant else None
     write_h = need_h and (quant or x.dtype != torch.float32)
     h_seq = torch.empty((T, M), dtype=x.dtype, device=dev) if write_h else None
     if M:

@@ -41,9 +41,9 @@ it is folded into the reverse-time recurrence, so no separate pass over memory i
 LSQ's gradient through the quantizer, ``∂(qΔ)/∂Δ = q - h`` inside the range and ``q`` outside, plus
 its share through the quantized threshold θΔ and reset level rΔ.
 
-Saved for backward: with ``u_bits``, the codes q as int8 and the rounding residual ``q - h`` as int8
-in steps of 1/254 (-128 marks "outside the range"), 2 bytes per element and step; without, H in
-float32 (float64 for float64 input). Spikes are recomputed from these.
+Saved for backward: with ``u_bits``, the codes q as int8 and the rounding residual ``q - h`` (for
+Δ's gradient) as int16 in steps of 1/65534 (-32768 marks "outside the range"): 3 bytes per element
+and step; without, H in float32 (float64 for float64 input). Spikes are recomputed from these.
 
 NaN input never fires. Without quantization it propagates through the membrane until a reset
 (hard reset) or for good (soft reset); with quantization it lands on the lowest level, qmin, with a
@@ -58,8 +58,8 @@ from dataclasses import dataclass
 import torch
 
 SURROGATES = ("atan", "sigmoid", "piecewise_quadratic", "rect")
-FRAC_SCALE = 254.0  # residual q - h in [-1/2, 1/2] is saved as round(254 (q - h)) in int8
-FRAC_OUT = -128  # int8 code of "h outside [qmin, qmax]"
+FRAC_SCALE = 65534.0  # residual q - h in [-1/2, 1/2] is saved as round(65534 (q - h)) in int16
+FRAC_OUT = -32768  # int16 code of "h outside [qmin, qmax]"
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,7 @@ def lif_forward(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, p
 
     Returns ``(spikes [T, M] x.dtype, v_last [M] float32/64, h_seq [T, M] x.dtype or None,
     state, frac)``: ``state`` is H ``[T, M]`` float (or int8 codes when quantized), ``frac`` the
-    int8 residuals (None unless quantized). ``smooth`` replaces Θ by the surrogate's primitive (for
+    int16 residuals (None unless quantized). ``smooth`` replaces Θ by the surrogate's primitive (for
     gradcheck; float mode only).
     """
     cdt = _compute_dtype(x)
@@ -179,7 +179,7 @@ def lif_forward(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, p
         v = torch.where(s, r, q) if p.hard_reset else q - theta * s.to(cdt)
         spikes.append(s.to(x.dtype).unsqueeze(0))
         states.append(q.to(torch.int8).unsqueeze(0))
-        fracs.append(frac.to(torch.int8).unsqueeze(0))
+        fracs.append(frac.to(torch.int16).unsqueeze(0))
         if need_h:
             hs.append((q * d).to(x.dtype).unsqueeze(0))
     h_seq = torch.cat(hs) if need_h else None

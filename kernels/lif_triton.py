@@ -7,7 +7,7 @@ gradient on the recorded membrane ``h_seq`` (membrane distillation) and reducing
 block. Equations, grid and gradients: ``lif_reference.py``; this file computes the same.
 
 Bytes moved per element and step (fp32 x, T steps): forward reads x (4) and writes spikes (4) plus
-H (4, float membrane) or code + residual (1 + 1, quantized); backward reads the spike gradient (4)
+H (4, float membrane) or code + residual (1 + 2, quantized); backward reads the spike gradient (4)
 and H or code + residual, and writes the input gradient (4). The state v is read and written once
 per neuron, not once per step.
 
@@ -91,7 +91,7 @@ def _lif_fwd_kernel(
             else:
                 v = q - theta * s
             tl.store(state_ptr + out, q.to(tl.int8), mask=mask)
-            tl.store(frac_ptr + out, frac.to(tl.int8), mask=mask)
+            tl.store(frac_ptr + out, frac.to(tl.int16), mask=mask)
             if NEED_H:
                 tl.store(h_ptr + out, (q * d).to(h_ptr.dtype.element_ty), mask=mask)
         else:
@@ -208,7 +208,7 @@ def forward(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, p: LI
     spikes = torch.empty((T, M), dtype=x.dtype, device=dev)
     v_last = torch.empty((M,), dtype=torch.float32, device=dev)
     state = torch.empty((T, M), dtype=torch.int8 if quant else torch.float32, device=dev)
-    frac = torch.empty((T, M), dtype=torch.int8, device=dev) if quant else None
+    frac = torch.empty((T, M), dtype=torch.int16, device=dev) if quant else None
     # float membrane in float32 is the saved H itself: no second copy
     write_h = need_h and (quant or x.dtype != torch.float32)
     h_seq = torch.empty((T, M), dtype=x.dtype, device=dev) if write_h else None

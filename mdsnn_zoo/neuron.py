@@ -283,7 +283,8 @@ class QuantLIFNode(base.MemoryModule):
             spikes, v_last, h = lif_autograd(x, v0, delta, p, self.surrogate_function, need_h)
         else:
             spikes, v_last, h = _LIFFunction.apply(x, v0, delta, _backend_module(backend), p, need_h)
-        self.v = v_last.view(feat)
+        # not a view of v_last (SpikingJelly's detach_net detaches the state in place)
+        self.v = torch.ops.aten._unsafe_view(v_last, feat)
         h_seq = h.view(T, *feat) if need_h else None
         self.h_seq = h_seq if self.store_h_seq else None
         if self.store_v_seq:

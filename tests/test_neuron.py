@@ -1,0 +1,241 @@
+"""QuantLIFNode as a SpikingJelly neuron: parity with LIFNode, the quantized grid, state handling,
+step modes, SpikingJelly's utilities, and clear errors for bad arguments."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import warnings
+
+import pytest
+import torch
+from spikingjelly.activation_based import functional, layer, monitor, neuron, surrogate
+
+from mdsnn_zoo.neuron import QuantLIFNode
+
+SURROGATES = [surrogate.ATan(), surrogate.Sigmoid(alpha=3.0), surrogate.PiecewiseQuadratic(alpha=1.5),
+              surrogate.Rect(alpha=0.8)]
+
+
+def _pair(**kw):
+    ours = QuantLIFNode(backend=kw.pop("backend", "torch"), **kw)
+    theirs = neuron.LIFNode(**kw)
+    return ours, theirs
+
+
+@pytest.mark.parametrize("decay,v_reset,detach,sg", list(itertools.product(
+    (True, False), (0.0, None, -0.3), (False, True), SURROGATES)))
+def test_float_membrane_equals_spikingjelly(decay, v_reset, detach, sg):
+    ours, theirs = _pair(tau=2.5, decay_input=decay, v_reset=v_reset, detach_reset=detach,
+                         surrogate_function=sg, step_mode="m", store_v_seq=True)
+    g = torch.Generator().manual_seed(3)
+    x = (torch.randn(6, 3, 5, 7, generator=g) * 1.5).requires_grad_()
+    w = torch.randn(6, 3, 5, 7, generator=g)
+    grads = []
+    for node in (ours, theirs):
+        s1 = node(x[:3])  # two calls without reset: the state (and its gradient) carries over
+        s2 = node(x[3:])
+        loss = (torch.cat([s1, s2]) * w).sum() + node.v.sum() + node.v_seq.sum()
+        grads.append((torch.cat([s1, s2]), node.v_seq, torch.autograd.grad(loss, x)[0]))
+    (sa, va, ga), (sb, vb, gb) = grads
+    assert torch.equal(sa, sb)
+    torch.testing.assert_close(va, vb, rtol=0, atol=1e-6)
+    assert ((ga - gb).abs().max() / gb.abs().max()) < 1e-5
+
+
+@pytest.mark.parametrize("backend", ["torch", "inductor", "triton"])
+def test_single_step_equals_multi_step(backend):
+    if backend not in QuantLIFNode.available_backends():
+        pytest.skip(f"{backend} not available")
+    x = torch.randn(4, 2, 9) * 2
+    multi = QuantLIFNode(step_mode="m", backend=backend, u_bits=3)
+    single = QuantLIFNode(step_mode="s", backend=backend, u_bits=3)
+    seq = multi(x)
+    steps = torch.stack([single(x[t]) for t in range(4)])
+    assert torch.equal(seq, steps)
+    torch.testing.assert_close(multi.v, single.v)
+
+
+@pytest.mark.parametrize("bits", [2, 3, 4, 8])
+def test_quantized_membrane_lies_on_the_grid(bits):
+    node = QuantLIFNode(step_mode="m", backend="torch", u_bits=bits, store_h_seq=True, v_reset=None)
+    x = torch.randn(5, 64, 33) * 3
+    node(x)
+    h, delta = node.h_seq, node.delta.detach()
+    codes = (h / delta).detach()
+    assert torch.allclose(codes, codes.round(), rtol=0, atol=1e-5)  # (q * Δ) / Δ, up to rounding
+    assert h.unique().numel() <= 2**bits
+    assert codes.min() >= -(2 ** (bits - 1)) and codes.max() <= 2 ** (bits - 1) - 1
+    state = node.v / delta
+    assert torch.allclose(state, state.round(), atol=1e-5)
+    assert delta.item() == pytest.approx(1.0 / (2 ** (bits - 1) - 1))  # v_threshold / qmax
+
+
+def test_quantized_step_is_learned_with_lsq_gradient():
+    node = QuantLIFNode(step_mode="m", backend="torch", u_bits=4, store_h_seq=True)
+    x = (torch.randn(4, 8, 16) * 2).requires_grad_()
+    s = node(x)
+    (s.sum() + node.h_seq.pow(2).sum()).backward()
+    assert node.delta.grad is not None and torch.isfinite(node.delta.grad) and node.delta.grad != 0
+    assert x.grad.abs().sum() > 0
+
+
+def test_h_seq_gradient_folds_into_the_backward():
+    """A loss on h_seq moves x's gradient exactly as autograd through the same forward would."""
+    from mdsnn_zoo.kernels.lif_reference import lif_autograd
+
+    x = (torch.randn(4, 50) * 1.5).requires_grad_()
+    node = QuantLIFNode(step_mode="m", backend="torch", store_h_seq=True)
+    node(x)
+    g1, = torch.autograd.grad(node.h_seq.pow(2).mean(), x)
+    _, _, h = lif_autograd(x, torch.zeros(50), None, node.params, surrogate.ATan(), True)
+    g2, = torch.autograd.grad(h.pow(2).mean(), x)
+    torch.testing.assert_close(g1, g2)
+
+
+def test_reset_step_mode_detach_and_monitors():
+    net = torch.nn.Sequential(layer.Linear(6, 5), QuantLIFNode(u_bits=4, backend="torch"),
+                              layer.Linear(5, 3), QuantLIFNode(backend="torch"))
+    functional.set_step_mode(net, "m")
+    assert net[1].step_mode == "m"
+    mon = monitor.OutputMonitor(net, QuantLIFNode)
+    vmon = monitor.AttributeMonitor("v", pre_forward=False, net=net, instance=QuantLIFNode)
+    x = torch.rand(4, 2, 6)
+    out = net(x)
+    assert out.shape == (4, 2, 3) and len(mon.records) == 2 and len(vmon.records) == 2
+    assert isinstance(net[1].v, torch.Tensor) and net[1].v.shape == (2, 5)
+    functional.detach_net(net)
+    assert not net[1].v.requires_grad
+    functional.reset_net(net)
+    assert net[1].v == 0.0 and net[1].h_seq is None
+    net(torch.rand(4, 3, 6))  # after reset a new batch size is fine
+    with pytest.raises(ValueError, match="does not match the neuron's state.*reset_net"):
+        net(torch.rand(4, 2, 6))
+    mon.remove_hooks()
+    vmon.remove_hooks()
+
+
+def test_unknown_surrogate_falls_back_with_one_warning():
+    sg = surrogate.SoftSign(alpha=2.0)
+    node = QuantLIFNode(step_mode="m", surrogate_function=sg)
+    ref = neuron.LIFNode(step_mode="m", surrogate_function=sg)
+    x = (torch.randn(3, 10) * 2).requires_grad_()
+    with pytest.warns(UserWarning, match="SoftSign has no fused kernel"):
+        s = node(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        node.reset()
+        s = node(x)  # no second warning
+    g1, = torch.autograd.grad(s.sum(), x)
+    s2 = ref(x)
+    g2, = torch.autograd.grad(s2.sum(), x)
+    assert torch.equal(s, s2)
+    torch.testing.assert_close(g1, g2)
+
+
+def test_available_backends_on_this_machine():
+    names = QuantLIFNode.available_backends()
+    assert names[:2] == ["torch", "inductor"] or not torch.cuda.is_available() and names[0] == "torch"
+    assert ("triton" in names) == (torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") == "1")
+    if not torch.cuda.is_available():
+        assert "cupy" not in names
+        assert QuantLIFNode()._pick_backend(torch.zeros(1, 1)) == "inductor"
+
+
+def test_nan_input_never_fires():
+    x = torch.full((3, 4), float("nan"))
+    x[:, 0] = 2.0
+    s = QuantLIFNode(step_mode="m", backend="torch")(x)
+    assert s[:, 1:].sum() == 0 and s[:, 0].sum() == 3
+    node = QuantLIFNode(step_mode="m", backend="torch", u_bits=3, store_h_seq=True)
+    s = node(x)
+    assert s[:, 1:].sum() == 0
+    assert torch.all(node.h_seq[:, 1:] == -4 * node.delta.detach())  # qmin
+
+
+def test_float64_runs_on_torch_backend_only():
+    x = torch.randn(2, 3, dtype=torch.float64)
+    assert QuantLIFNode(step_mode="m")(x).dtype == torch.float64
+    with pytest.raises(ValueError, match="float64 input runs only on backend='torch'"):
+        QuantLIFNode(step_mode="m", backend="inductor")(x)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(u_bits=0), "u_bits must be an int from 2 to 8"),
+    (dict(u_bits=1), "u_bits must be an int from 2 to 8"),
+    (dict(u_bits=9), "u_bits must be an int from 2 to 8"),
+    (dict(u_bits=4.0), "u_bits must be an int from 2 to 8"),
+    (dict(u_bits="4"), "u_bits must be an int from 2 to 8"),
+    (dict(u_bits=True), "u_bits must be an int from 2 to 8"),
+    (dict(tau=1.0), "tau must be a number > 1"),
+    (dict(tau=0.5), "tau must be a number > 1"),
+    (dict(tau="2"), "tau must be a number > 1"),
+    (dict(backend="numba"), "unknown backend 'numba'"),
+    (dict(step_mode="x"), "step_mode must be 's'"),
+    (dict(v_threshold=float("nan")), "v_threshold must be a finite number"),
+    (dict(v_reset=1.5), "v_reset .* must be below v_threshold"),
+    (dict(surrogate_function="atan"), "surrogate_function must be a SpikingJelly surrogate"),
+])
+def test_bad_arguments(kwargs, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        QuantLIFNode(**kwargs)
+
+
+def test_unavailable_backend_and_wrong_rank():
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="backend 'cupy' is not available here.*available: torch"):
+            QuantLIFNode(backend="cupy")
+    with pytest.raises(ValueError, match=r"multi-step mode takes x_seq: \[T, N, \*\], got \(5,\)"):
+        QuantLIFNode(step_mode="m")(torch.randn(5))
+    with pytest.raises(ValueError, match=r"single-step mode takes x: \[N, \*\]"):
+        QuantLIFNode(step_mode="s")(torch.tensor(1.0))
+    with pytest.raises(ValueError, match="floating-point input"):
+        QuantLIFNode(step_mode="m")(torch.ones(2, 3, dtype=torch.int64))
+
+
+_LEGACY_CHECK = r"""
+import torch, spikingjelly
+from spikingjelly.activation_based import neuron, surrogate, functional, layer
+from mdsnn_zoo.neuron import QuantLIFNode
+assert spikingjelly.__file__.startswith(LEGACY), spikingjelly.__file__
+g = torch.Generator().manual_seed(0)
+for sg in (surrogate.ATan(), surrogate.Sigmoid(alpha=3.0), surrogate.PiecewiseQuadratic(alpha=1.5)):
+    for decay in (True, False):
+        for v_reset in (0.0, None):
+            for detach in (False, True):
+                kw = dict(tau=2.5, decay_input=decay, v_reset=v_reset, detach_reset=detach,
+                          surrogate_function=sg, step_mode="m", store_v_seq=True)
+                ours, theirs = QuantLIFNode(backend="torch", **kw), neuron.LIFNode(**kw)
+                x = (torch.randn(5, 3, 8, generator=g) * 1.5).requires_grad_()
+                out = []
+                for node in (ours, theirs):
+                    s = node(x)
+                    out.append((s, node.v_seq, torch.autograd.grad(s.sum() + node.v.sum(), x)[0]))
+                assert torch.equal(out[0][0], out[1][0])
+                assert torch.allclose(out[0][1], out[1][1], atol=1e-6)
+                assert ((out[0][2] - out[1][2]).abs().max() / out[1][2].abs().max()) < 1e-5
+net = torch.nn.Sequential(layer.Linear(4, 3), QuantLIFNode(u_bits=3, backend="torch"))
+functional.set_step_mode(net, "m")
+net(torch.rand(2, 5, 4))
+functional.reset_net(net)
+assert net[1].v == 0.0
+print("legacy ok")
+"""
+
+
+def test_spikingjelly_0_0_0_0_14(tmp_path):
+    """The same parity under SpikingJelly 0.0.0.0.14, installed with
+    ``pip install --no-deps --target .sj-legacy spikingjelly==0.0.0.0.14`` (README, Tests)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    legacy = os.environ.get("MDSNN_SJ_LEGACY") or str(Path(__file__).resolve().parents[1] / ".sj-legacy")
+    if not (Path(legacy) / "spikingjelly").is_dir():
+        pytest.skip(f"SpikingJelly 0.0.0.0.14 not installed in {legacy}")
+    legacy = str(Path(legacy).resolve())
+    env = {**os.environ, "PYTHONPATH": legacy + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    out = subprocess.run([sys.executable, "-c", f"LEGACY = {legacy!r}\n" + _LEGACY_CHECK], env=env,
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "legacy ok" in out.stdout
