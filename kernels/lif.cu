@@ -54,7 +54,7 @@ __global__ void lif_fwd(const Tin* __restrict__ x, long long sxt, long long sxm,
                         float* __restrict__ h_state, signed char* __restrict__ q_state,
                         short* __restrict__ frac_out, Tin* __restrict__ h_out,
                         long long M, int T, float tau, float v_th, float v_rst,
-                        int quant, int hard, int decay, int need_h, int qmin, int qmax) {
+                        int quant, int hard, int decay, int need_h, int save, int qmin, int qmax) {
     const float fqmin = (float)qmin, fqmax = (float)qmax;
     float d = 1.0f, theta = 0.0f, r = v_rst;
     if (quant) {
@@ -81,14 +81,16 @@ __global__ void lif_fwd(const Tin* __restrict__ x, long long sxt, long long sxm,
                                           : (float)FRAC_OUT;
                 s = q >= theta ? 1.0f : 0.0f;
                 v = hard ? (s > 0.0f ? r : q) : q - theta * s;
-                q_state[o] = (signed char)q;
-                frac_out[o] = (short)frac;
+                if (save) {
+                    q_state[o] = (signed char)q;
+                    frac_out[o] = (short)frac;
+                }
                 if (need_h) h_out[o] = from_f32<Tin>(q * d);
             } else {
                 s = h >= v_th ? 1.0f : 0.0f;
                 v = hard ? __fadd_rn(__fmul_rn(h, 1.0f - s), __fmul_rn(v_rst, s))
                          : __fsub_rn(h, __fmul_rn(v_th, s));
-                h_state[o] = h;
+                if (save) h_state[o] = h;
                 if (need_h) h_out[o] = from_f32<Tin>(h);
             }
             s_out[o] = from_f32<Tin>(s);
@@ -171,13 +173,13 @@ __global__ void lif_bwd(const Tin* __restrict__ gs, long long sgt, long long sgm
 #ifdef MDSNN_COMPILE_CHECK  // nvcc -DMDSNN_COMPILE_CHECK: instantiate what lif_cupy.py asks for
 template __global__ void lif_fwd<float>(const float*, long long, long long, const float*, const float*,
     float*, float*, float*, signed char*, short*, float*, long long, int, float, float, float,
-    int, int, int, int, int, int);
+    int, int, int, int, int, int, int);
 template __global__ void lif_fwd<f16>(const f16*, long long, long long, const float*, const float*,
     f16*, float*, float*, signed char*, short*, f16*, long long, int, float, float, float,
-    int, int, int, int, int, int);
+    int, int, int, int, int, int, int);
 template __global__ void lif_fwd<bf16>(const bf16*, long long, long long, const float*, const float*,
     bf16*, float*, float*, signed char*, short*, bf16*, long long, int, float, float, float,
-    int, int, int, int, int, int);
+    int, int, int, int, int, int, int);
 template __global__ void lif_bwd<float>(const float*, long long, long long, const float*, const float*,
     long long, long long, const float*, const signed char*, const short*, const float*, float*,
     float*, float*, long long, int, float, float, float, float, int, int, int, int, int, int, int, int, int);

@@ -68,7 +68,8 @@ def _grid_range(p: LIFParams) -> tuple:
     return (np.int32(p.qmin if quant else 0), np.int32(p.qmax if quant else 0))
 
 
-def forward(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, p: LIFParams, need_h: bool):
+def forward(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, p: LIFParams, need_h: bool,
+            save: bool = True):
     """Same contract as ``lif_reference.lif_forward`` (CUDA tensors, no float64)."""
     T, M = x.shape
     x, sxt, sxm = _strided(x)
@@ -77,19 +78,22 @@ def forward(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, p: LI
     dev = x.device
     spikes = torch.empty((T, M), dtype=x.dtype, device=dev)
     v_last = torch.empty((M,), dtype=torch.float32, device=dev)
-    state = torch.empty((T, M), dtype=torch.int8 if quant else torch.float32, device=dev)
-    frac = torch.empty((T, M), dtype=torch.int16, device=dev) if quant else None
     write_h = need_h and (quant or x.dtype != torch.float32)
+    write_state = save or (need_h and not write_h)
+    state = torch.empty((T, M), dtype=torch.int8 if quant else torch.float32, device=dev) \
+        if write_state else None
+    frac = torch.empty((T, M), dtype=torch.int16, device=dev) if quant and save else None
     h_seq = torch.empty((T, M), dtype=x.dtype, device=dev) if write_h else None
     if M:
         args = (_ptr(x), sxt, sxm, _ptr(v0), _ptr(delta if quant else None), _ptr(spikes), _ptr(v_last),
                 _ptr(None if quant else state), _ptr(state if quant else None), _ptr(frac), _ptr(h_seq),
                 np.int64(M), np.int32(T), np.float32(p.tau), np.float32(p.v_threshold),
-                np.float32(p.reset_value), *_flags(p), np.int32(write_h), *_grid_range(p))
+                np.float32(p.reset_value), *_flags(p), np.int32(write_h), np.int32(write_state),
+                *_grid_range(p))
         _launch(_kernel("fwd", x.dtype), M, args)
     if need_h and not write_h:
         h_seq = state
-    return spikes, v_last, h_seq, state, frac
+    return spikes, v_last, h_seq, (state if save else None), frac
 
 
 def backward(grad_s, grad_v, grad_h, state, frac, delta, p: LIFParams, out_dtype: torch.dtype):

@@ -5,7 +5,7 @@ What is fused: for a given T the loop over time is unrolled and inductor fuses t
 it reads x (and writes spikes, codes/residuals or H) once, like the Triton kernel. Same arithmetic
 as ``lif_reference`` (IEEE division, floor(h + 1/2)); the tests hold it to the reference.
 
-Compilation happens once per (T, parameters, dtype, need_h); the neuron count M is a dynamic
+Compilation happens once per (T, parameters, dtype, need_h, save); the neuron count M is a dynamic
 dimension, so a new batch size does not recompile. First call: some seconds of C++ compilation.
 """
 
@@ -20,7 +20,7 @@ from mdsnn_zoo.kernels.lif_reference import LIFParams
 
 
 @functools.cache
-def _compiled(kind: str, p: LIFParams, need_h: bool):
+def _compiled(kind: str, p: LIFParams, need_h: bool, save: bool):
     import torch._dynamo.config as dynamo_config
 
     # One compiled graph per T x parameter set: allow more than dynamo's default of 8.
@@ -28,7 +28,7 @@ def _compiled(kind: str, p: LIFParams, need_h: bool):
         if hasattr(dynamo_config, name):
             setattr(dynamo_config, name, max(getattr(dynamo_config, name), 256))
     if kind == "forward":
-        fn = functools.partial(lif_reference.lif_forward, p=p, need_h=need_h)
+        fn = functools.partial(lif_reference.lif_forward, p=p, need_h=need_h, save=save)
     else:
         fn = functools.partial(lif_reference.lif_backward, p=p)
     return torch.compile(fn, dynamic=None, fullgraph=True)
@@ -40,14 +40,15 @@ def _dynamic_m(*tensors: torch.Tensor | None) -> None:
             torch._dynamo.maybe_mark_dynamic(t, t.ndim - 1)
 
 
-def forward(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, p: LIFParams, need_h: bool):
+def forward(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, p: LIFParams, need_h: bool,
+            save: bool = True):
     """Same contract as ``lif_reference.lif_forward``."""
     _dynamic_m(x, v0)
-    return _compiled("forward", p, need_h)(x, v0, delta)
+    return _compiled("forward", p, need_h, save)(x, v0, delta)
 
 
 def backward(grad_s, grad_v, grad_h, state, frac, delta, p: LIFParams, out_dtype: torch.dtype):
     """Same contract as ``lif_reference.lif_backward``."""
     _dynamic_m(grad_s, grad_v, grad_h, state, frac)
-    return _compiled("backward", p, False)(grad_s, grad_v, grad_h, state, frac, delta,
+    return _compiled("backward", p, False, True)(grad_s, grad_v, grad_h, state, frac, delta,
                                            out_dtype=out_dtype)

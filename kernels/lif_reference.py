@@ -142,12 +142,13 @@ def _compute_dtype(x: torch.Tensor) -> torch.dtype:
 
 
 def lif_forward(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, p: LIFParams,
-                need_h: bool, smooth: bool = False):
+                need_h: bool, save: bool = True, smooth: bool = False):
     """Run T steps. ``x: [T, M]`` any float dtype, ``v0: [M]`` volts, ``delta``: 0-d (quantized).
 
     Returns ``(spikes [T, M] x.dtype, v_last [M] float32/64, h_seq [T, M] x.dtype or None,
     state, frac)``: ``state`` is H ``[T, M]`` float (or int8 codes when quantized), ``frac`` the
-    int16 residuals (None unless quantized). ``smooth`` replaces Θ by the surrogate's primitive (for
+    int16 residuals (None unless quantized); both None when ``save`` is False (inference: nothing
+    is kept for backward). ``smooth`` replaces Θ by the surrogate's primitive (for
     gradcheck; float mode only).
     """
     cdt = _compute_dtype(x)
@@ -164,8 +165,9 @@ def lif_forward(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, p
             v = h - p.v_threshold * s if not p.hard_reset else h * (1 - s) + p.v_reset * s
             spikes.append(s.to(x.dtype).unsqueeze(0))
             states.append(h.unsqueeze(0))
-        state = torch.cat(states)  # [T, M]; cat of [1, M] steps compiles to one fused pass
-        return torch.cat(spikes), v, (state.to(x.dtype) if need_h else None), state, None
+        # [T, M]: a cat of [1, M] steps compiles to one fused pass that writes each step in place
+        state = torch.cat(states) if save or need_h else None
+        return torch.cat(spikes), v, (state.to(x.dtype) if need_h else None), (state if save else None), None
 
     d = delta.to(cdt)
     theta, r = grid_constants(d, p)
@@ -178,11 +180,14 @@ def lif_forward(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, p
         s = q >= theta
         v = torch.where(s, r, q) if p.hard_reset else q - theta * s.to(cdt)
         spikes.append(s.to(x.dtype).unsqueeze(0))
-        states.append(q.to(torch.int8).unsqueeze(0))
-        fracs.append(frac.to(torch.int16).unsqueeze(0))
+        if save:
+            states.append(q.to(torch.int8).unsqueeze(0))
+            fracs.append(frac.to(torch.int16).unsqueeze(0))
         if need_h:
             hs.append((q * d).to(x.dtype).unsqueeze(0))
     h_seq = torch.cat(hs) if need_h else None
+    if not save:
+        return torch.cat(spikes), v * d, h_seq, None, None
     return torch.cat(spikes), v * d, h_seq, torch.cat(states), torch.cat(fracs)
 
 

@@ -57,7 +57,7 @@ def _lif_fwd_kernel(
     s_ptr, vlast_ptr, state_ptr, frac_ptr, h_ptr, M,
     tau, v_th, v_rst,
     T: tl.constexpr, QUANT: tl.constexpr, HARD: tl.constexpr, DECAY: tl.constexpr,
-    NEED_H: tl.constexpr, QMIN: tl.constexpr, QMAX: tl.constexpr, BLOCK: tl.constexpr,
+    NEED_H: tl.constexpr, SAVE: tl.constexpr, QMIN: tl.constexpr, QMAX: tl.constexpr, BLOCK: tl.constexpr,
 ):
     pid = tl.program_id(0)
     offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
@@ -90,8 +90,9 @@ def _lif_fwd_kernel(
                 v = tl.where(spike, r, q)
             else:
                 v = q - theta * s
-            tl.store(state_ptr + out, q.to(tl.int8), mask=mask)
-            tl.store(frac_ptr + out, frac.to(tl.int16), mask=mask)
+            if SAVE:
+                tl.store(state_ptr + out, q.to(tl.int8), mask=mask)
+                tl.store(frac_ptr + out, frac.to(tl.int16), mask=mask)
             if NEED_H:
                 tl.store(h_ptr + out, (q * d).to(h_ptr.dtype.element_ty), mask=mask)
         else:
@@ -100,7 +101,8 @@ def _lif_fwd_kernel(
                 v = h * (1.0 - s) + v_rst * s
             else:
                 v = h - v_th * s
-            tl.store(state_ptr + out, h, mask=mask)
+            if SAVE:
+                tl.store(state_ptr + out, h, mask=mask)
             if NEED_H:
                 tl.store(h_ptr + out, h.to(h_ptr.dtype.element_ty), mask=mask)
         tl.store(s_ptr + out, s.to(s_ptr.dtype.element_ty), mask=mask)
@@ -198,7 +200,8 @@ def _flags(p: LIFParams) -> dict:
                 QMIN=p.qmin if quant else 0, QMAX=p.qmax if quant else 0)
 
 
-def forward(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, p: LIFParams, need_h: bool):
+def forward(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, p: LIFParams, need_h: bool,
+            save: bool = True):
     """Same contract as ``lif_reference.lif_forward`` (no float64)."""
     T, M = x.shape
     x, sxt, sxm = _inner_stride(x)
@@ -207,20 +210,22 @@ def forward(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, p: LI
     dev = x.device
     spikes = torch.empty((T, M), dtype=x.dtype, device=dev)
     v_last = torch.empty((M,), dtype=torch.float32, device=dev)
-    state = torch.empty((T, M), dtype=torch.int8 if quant else torch.float32, device=dev)
-    frac = torch.empty((T, M), dtype=torch.int16, device=dev) if quant else None
-    # float membrane in float32 is the saved H itself: no second copy
+    # a float32 membrane to record is the saved H itself: no second copy
     write_h = need_h and (quant or x.dtype != torch.float32)
+    write_state = save or (need_h and not write_h)
+    state = torch.empty((T, M), dtype=torch.int8 if quant else torch.float32, device=dev) \
+        if write_state else None
+    frac = torch.empty((T, M), dtype=torch.int16, device=dev) if quant and save else None
     h_seq = torch.empty((T, M), dtype=x.dtype, device=dev) if write_h else None
     if M:
         _lif_fwd_kernel[(triton.cdiv(M, BLOCK),)](
-            x, sxt, sxm, v0, delta if quant else v0, spikes, v_last, state,
-            frac if quant else state, h_seq if write_h else spikes, M,
-            p.tau, p.v_threshold, p.reset_value,
-            T=T, NEED_H=write_h, BLOCK=BLOCK, num_warps=NUM_WARPS, **_flags(p))
+            x, sxt, sxm, v0, delta if quant else v0, spikes, v_last,
+            state if write_state else spikes, frac if frac is not None else spikes,
+            h_seq if write_h else spikes, M, p.tau, p.v_threshold, p.reset_value,
+            T=T, NEED_H=write_h, SAVE=write_state, BLOCK=BLOCK, num_warps=NUM_WARPS, **_flags(p))
     if need_h and not write_h:
         h_seq = state
-    return spikes, v_last, h_seq, state, frac
+    return spikes, v_last, h_seq, (state if save else None), frac
 
 
 def backward(grad_s, grad_v, grad_h, state, frac, delta, p: LIFParams, out_dtype: torch.dtype):

@@ -102,8 +102,8 @@ class _LIFFunction(torch.autograd.Function):
     """Spikes, last state and (optionally) the membrane H, with the backend's hand-written backward."""
 
     @staticmethod
-    def forward(ctx, x, v0, delta, backend: ModuleType, p: LIFParams, need_h: bool):
-        spikes, v_last, h_seq, state, frac = backend.forward(x, v0, delta, p, need_h)
+    def forward(ctx, x, v0, delta, backend: ModuleType, p: LIFParams, need_h: bool, save: bool):
+        spikes, v_last, h_seq, state, frac = backend.forward(x, v0, delta, p, need_h, save)
         ctx.save_for_backward(state, frac, delta)
         ctx.backend, ctx.p, ctx.x_dtype = backend, p, x.dtype
         ctx.set_materialize_grads(False)
@@ -116,7 +116,7 @@ class _LIFFunction(torch.autograd.Function):
             grad_s = torch.zeros(state.shape, dtype=ctx.x_dtype, device=state.device)
         grad_x, grad_v0, grad_delta = ctx.backend.backward(
             grad_s, grad_v, grad_h, state, frac, delta, ctx.p, ctx.x_dtype)
-        return grad_x, grad_v0, grad_delta, None, None, None
+        return grad_x, grad_v0, grad_delta, None, None, None, None
 
 
 class QuantLIFNode(base.MemoryModule):
@@ -282,7 +282,10 @@ class QuantLIFNode(base.MemoryModule):
         if backend == "autograd":
             spikes, v_last, h = lif_autograd(x, v0, delta, p, self.surrogate_function, need_h)
         else:
-            spikes, v_last, h = _LIFFunction.apply(x, v0, delta, _backend_module(backend), p, need_h)
+            # keep nothing for backward when no gradient can be asked for (inference)
+            save = torch.is_grad_enabled() and any(
+                t is not None and t.requires_grad for t in (x, v0, delta))
+            spikes, v_last, h = _LIFFunction.apply(x, v0, delta, _backend_module(backend), p, need_h, save)
         # not a view of v_last (SpikingJelly's detach_net detaches the state in place)
         self.v = torch.ops.aten._unsafe_view(v_last, feat)
         h_seq = h.view(T, *feat) if need_h else None
