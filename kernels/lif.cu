@@ -27,8 +27,7 @@ template <> __device__ __forceinline__ bf16 from_f32<bf16>(float v) {
     bf16 r; asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(r.bits) : "f"(v)); return r;
 }
 
-#define FRAC_SCALE 65534.0f
-#define FRAC_OUT (-32768)
+#define FRAC_OUT 2.0f  // residual q - h lies in [-1/2, 1/2]; 2 marks "outside [qmin, qmax]"
 
 __device__ __forceinline__ float clampf(float v, float lo, float hi) { return fminf(fmaxf(v, lo), hi); }
 
@@ -52,7 +51,7 @@ __global__ void lif_fwd(const Tin* __restrict__ x, long long sxt, long long sxm,
                         const float* __restrict__ v0, const float* __restrict__ delta,
                         Tin* __restrict__ s_out, float* __restrict__ v_last,
                         float* __restrict__ h_state, signed char* __restrict__ q_state,
-                        short* __restrict__ frac_out, Tin* __restrict__ h_out,
+                        f16* __restrict__ frac_out, Tin* __restrict__ h_out,
                         long long M, int T, float tau, float v_th, float v_rst,
                         int quant, int hard, int decay, int need_h, int save, int qmin, int qmax) {
     const float fqmin = (float)qmin, fqmax = (float)qmax;
@@ -77,13 +76,12 @@ __global__ void lif_fwd(const Tin* __restrict__ x, long long sxt, long long sxm,
                 float q = clampf(floorf(h + 0.5f), fqmin, fqmax);
                 if (h != h) q = fqmin;
                 const bool inside = (h >= fqmin) && (h <= fqmax);
-                const float frac = inside ? floorf(__fadd_rn(__fmul_rn(q - h, FRAC_SCALE), 0.5f))
-                                          : (float)FRAC_OUT;
+                const float frac = inside ? q - h : FRAC_OUT;
                 s = q >= theta ? 1.0f : 0.0f;
                 v = hard ? (s > 0.0f ? r : q) : q - theta * s;
                 if (save) {
                     q_state[o] = (signed char)q;
-                    frac_out[o] = (short)frac;
+                    frac_out[o] = from_f32<f16>(frac);
                 }
                 if (need_h) h_out[o] = from_f32<Tin>(q * d);
             } else {
@@ -104,7 +102,7 @@ __global__ void lif_bwd(const Tin* __restrict__ gs, long long sgt, long long sgm
                         const float* __restrict__ gv_last, const Tin* __restrict__ gh,
                         long long sht, long long shm,
                         const float* __restrict__ h_state, const signed char* __restrict__ q_state,
-                        const short* __restrict__ frac_in, const float* __restrict__ delta,
+                        const f16* __restrict__ frac_in, const float* __restrict__ delta,
                         Tin* __restrict__ gx, float* __restrict__ gv0, float* __restrict__ gdelta_partial,
                         long long M, int T, float tau, float v_th, float v_rst, float alpha,
                         int quant, int hard, int decay, int detach, int sg_kind, int has_gv, int has_gh,
@@ -128,7 +126,7 @@ __global__ void lif_bwd(const Tin* __restrict__ gs, long long sgt, long long sgm
             float u, s, dv_ds, q = 0.0f, fc = 0.0f;
             if (quant) {
                 q = (float)q_state[o];
-                fc = (float)frac_in[o];
+                fc = to_f32(frac_in[o]);
                 s = q >= theta ? 1.0f : 0.0f;
                 u = (q - theta) * d;
                 dv_ds = hard ? (r - q) * d : -theta * d;
@@ -145,8 +143,8 @@ __global__ void lif_bwd(const Tin* __restrict__ gs, long long sgt, long long sgm
             if (has_gh) g_hq += to_f32(gh[t * sht + i * shm]);
             float g_h = g_hq;
             if (quant) {
-                const bool inside = fc != (float)FRAC_OUT;
-                const float lsq = inside ? fc / FRAC_SCALE : q;
+                const bool inside = fc != FRAC_OUT;
+                const float lsq = inside ? fc : q;
                 const float dv_dd = hard ? r * s : -theta * s;
                 g_h = inside ? g_hq : 0.0f;
                 gdelta += g_hq * lsq - g_u * theta + gv * dv_dd + g_h * (r * inv_tau);
@@ -172,21 +170,21 @@ __global__ void lif_bwd(const Tin* __restrict__ gs, long long sgt, long long sgm
 
 #ifdef MDSNN_COMPILE_CHECK  // nvcc -DMDSNN_COMPILE_CHECK: instantiate what lif_cupy.py asks for
 template __global__ void lif_fwd<float>(const float*, long long, long long, const float*, const float*,
-    float*, float*, float*, signed char*, short*, float*, long long, int, float, float, float,
+    float*, float*, float*, signed char*, f16*, float*, long long, int, float, float, float,
     int, int, int, int, int, int, int);
 template __global__ void lif_fwd<f16>(const f16*, long long, long long, const float*, const float*,
-    f16*, float*, float*, signed char*, short*, f16*, long long, int, float, float, float,
+    f16*, float*, float*, signed char*, f16*, f16*, long long, int, float, float, float,
     int, int, int, int, int, int, int);
 template __global__ void lif_fwd<bf16>(const bf16*, long long, long long, const float*, const float*,
-    bf16*, float*, float*, signed char*, short*, bf16*, long long, int, float, float, float,
+    bf16*, float*, float*, signed char*, f16*, bf16*, long long, int, float, float, float,
     int, int, int, int, int, int, int);
 template __global__ void lif_bwd<float>(const float*, long long, long long, const float*, const float*,
-    long long, long long, const float*, const signed char*, const short*, const float*, float*,
+    long long, long long, const float*, const signed char*, const f16*, const float*, float*,
     float*, float*, long long, int, float, float, float, float, int, int, int, int, int, int, int, int, int);
 template __global__ void lif_bwd<f16>(const f16*, long long, long long, const float*, const f16*,
-    long long, long long, const float*, const signed char*, const short*, const float*, f16*,
+    long long, long long, const float*, const signed char*, const f16*, const float*, f16*,
     float*, float*, long long, int, float, float, float, float, int, int, int, int, int, int, int, int, int);
 template __global__ void lif_bwd<bf16>(const bf16*, long long, long long, const float*, const bf16*,
-    long long, long long, const float*, const signed char*, const short*, const float*, bf16*,
+    long long, long long, const float*, const signed char*, const f16*, const float*, bf16*,
     float*, float*, long long, int, float, float, float, float, int, int, int, int, int, int, int, int, int);
 #endif

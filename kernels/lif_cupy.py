@@ -82,7 +82,7 @@ def forward(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, p: LI
     write_state = save or (need_h and not write_h)
     state = torch.empty((T, M), dtype=torch.int8 if quant else torch.float32, device=dev) \
         if write_state else None
-    frac = torch.empty((T, M), dtype=torch.int16, device=dev) if quant and save else None
+    frac = torch.empty((T, M), dtype=torch.float16, device=dev) if quant and save else None
     h_seq = torch.empty((T, M), dtype=x.dtype, device=dev) if write_h else None
     if M:
         args = (_ptr(x), sxt, sxm, _ptr(v0), _ptr(delta if quant else None), _ptr(spikes), _ptr(v_last),

@@ -42,7 +42,7 @@ LSQ's gradient through the quantizer, ``∂(qΔ)/∂Δ = q - h`` inside the rang
 its share through the quantized threshold θΔ and reset level rΔ.
 
 Saved for backward: with ``u_bits``, the codes q as int8 and the rounding residual ``q - h`` (for
-Δ's gradient) as int16 in steps of 1/65534 (-32768 marks "outside the range"): 3 bytes per element
+Δ's gradient) as float16 (2 marks "outside the range"; error at most 2^-12): 3 bytes per element
 and step; without, H in float32 (float64 for float64 input). Spikes are recomputed from these.
 
 NaN input never fires. Without quantization it propagates through the membrane until a reset
@@ -58,8 +58,7 @@ from dataclasses import dataclass
 import torch
 
 SURROGATES = ("atan", "sigmoid", "piecewise_quadratic", "rect")
-FRAC_SCALE = 65534.0  # residual q - h in [-1/2, 1/2] is saved as round(65534 (q - h)) in int16
-FRAC_OUT = -32768  # int16 code of "h outside [qmin, qmax]"
+FRAC_OUT = 2.0  # residual q - h lies in [-1/2, 1/2]; 2 marks "h outside [qmin, qmax]"
 
 
 @dataclass(frozen=True)
@@ -147,7 +146,7 @@ def lif_forward(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, p
 
     Returns ``(spikes [T, M] x.dtype, v_last [M] float32/64, h_seq [T, M] x.dtype or None,
     state, frac)``: ``state`` is H ``[T, M]`` float (or int8 codes when quantized), ``frac`` the
-    int16 residuals (None unless quantized); both None when ``save`` is False (inference: nothing
+    float16 residuals (None unless quantized); both None when ``save`` is False (inference: nothing
     is kept for backward). ``smooth`` replaces Θ by the surrogate's primitive (for
     gradcheck; float mode only).
     """
@@ -176,13 +175,13 @@ def lif_forward(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, p
         h = _charge(v, x[t].to(cdt) / d, r, p)
         q = torch.where(h == h, torch.floor(h + 0.5).clamp(p.qmin, p.qmax), float(p.qmin))
         in_range = (h >= p.qmin) & (h <= p.qmax)
-        frac = torch.where(in_range, torch.floor((q - h) * FRAC_SCALE + 0.5), float(FRAC_OUT))
+        frac = torch.where(in_range, q - h, FRAC_OUT)
         s = q >= theta
         v = torch.where(s, r, q) if p.hard_reset else q - theta * s.to(cdt)
         spikes.append(s.to(x.dtype).unsqueeze(0))
         if save:
             states.append(q.to(torch.int8).unsqueeze(0))
-            fracs.append(frac.to(torch.int16).unsqueeze(0))
+            fracs.append(frac.to(torch.float16).unsqueeze(0))
         if need_h:
             hs.append((q * d).to(x.dtype).unsqueeze(0))
     h_seq = torch.cat(hs) if need_h else None
@@ -232,7 +231,7 @@ def lif_backward(grad_s: torch.Tensor, grad_v: torch.Tensor | None, grad_h: torc
         if grad_h is not None:
             g_hq = g_hq + grad_h[t].to(cdt)
         if quant:
-            lsq = torch.where(inside, fc / FRAC_SCALE, q)
+            lsq = torch.where(inside, fc, q)
             dv_ddelta = r * s if p.hard_reset else -theta * s
             g_h = torch.where(inside, g_hq, 0.0)
             gdelta = gdelta + (g_hq * lsq - g_u * theta + gv * dv_ddelta + g_h * (r * inv_tau)).sum()

@@ -29,7 +29,7 @@ import torch
 import triton
 import triton.language as tl
 
-from mdsnn_zoo.kernels.lif_reference import FRAC_OUT, FRAC_SCALE, SURROGATES, LIFParams
+from mdsnn_zoo.kernels.lif_reference import FRAC_OUT, SURROGATES, LIFParams
 
 BLOCK = 1024
 NUM_WARPS = 4  # 128 threads x 8 elements: 16-byte loads of bf16, 2 x 16 bytes of fp32
@@ -83,7 +83,7 @@ def _lif_fwd_kernel(
             q = tl.minimum(tl.maximum(tl.floor(h + 0.5), QMIN), QMAX)
             q = tl.where(h == h, q, QMIN)
             inside = (h >= QMIN) & (h <= QMAX)
-            frac = tl.where(inside, tl.floor((q - h) * FRAC_SCALE + 0.5), FRAC_OUT)
+            frac = tl.where(inside, q - h, FRAC_OUT)
             spike = q >= theta
             s = spike.to(tl.float32)
             if HARD:
@@ -92,7 +92,7 @@ def _lif_fwd_kernel(
                 v = q - theta * s
             if SAVE:
                 tl.store(state_ptr + out, q.to(tl.int8), mask=mask)
-                tl.store(frac_ptr + out, frac.to(tl.int16), mask=mask)
+                tl.store(frac_ptr + out, frac.to(tl.float16), mask=mask)
             if NEED_H:
                 tl.store(h_ptr + out, (q * d).to(h_ptr.dtype.element_ty), mask=mask)
         else:
@@ -139,7 +139,7 @@ def _lif_bwd_kernel(
         g_s = tl.load(gs_ptr + t * stride_gst + offs * stride_gsm, mask=mask, other=0.0).to(tl.float32)
         if QUANT:
             q = tl.load(state_ptr + idx, mask=mask, other=0).to(tl.float32)
-            fc = tl.load(frac_ptr + idx, mask=mask, other=0).to(tl.float32)
+            fc = tl.load(frac_ptr + idx, mask=mask, other=0.0).to(tl.float32)
             inside = fc != FRAC_OUT
             s = (q >= theta).to(tl.float32)
             u = (q - theta) * d
@@ -166,7 +166,7 @@ def _lif_bwd_kernel(
         if HAS_GH:
             g_hq += tl.load(gh_ptr + t * stride_ght + offs * stride_ghm, mask=mask, other=0.0).to(tl.float32)
         if QUANT:
-            lsq = tl.where(inside, fc / FRAC_SCALE, q)
+            lsq = tl.where(inside, fc, q)
             if HARD:
                 dv_dd = r * s
             else:
@@ -215,7 +215,7 @@ def forward(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, p: LI
     write_state = save or (need_h and not write_h)
     state = torch.empty((T, M), dtype=torch.int8 if quant else torch.float32, device=dev) \
         if write_state else None
-    frac = torch.empty((T, M), dtype=torch.int16, device=dev) if quant and save else None
+    frac = torch.empty((T, M), dtype=torch.float16, device=dev) if quant and save else None
     h_seq = torch.empty((T, M), dtype=x.dtype, device=dev) if write_h else None
     if M:
         _lif_fwd_kernel[(triton.cdiv(M, BLOCK),)](

@@ -161,8 +161,8 @@ def test_reference_backward_matches_autograd_derivation():
         assert torch.equal(out[0], s) and torch.equal(out[2], h)
         mine = ref.backward(gs, gv, gh, out[3], out[4], delta, p, x.dtype)
         torch.testing.assert_close(mine[0], auto[0], rtol=1e-5, atol=1e-6)
-        if da is not None:  # the residual q - h is saved in steps of 1/65534
-            assert abs(mine[2] - auto[1]) <= 1e-3 * auto[1].abs() + 1e-4
+        if da is not None:  # the residual q - h is saved in float16
+            assert abs(mine[2] - auto[1]) <= 5e-3 * auto[1].abs() + 1e-3  # 2^-12 per element
 
 
 class _Smooth(torch.autograd.Function):

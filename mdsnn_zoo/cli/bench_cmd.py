@@ -1,0 +1,55 @@
+"""``mdsnn-zoo bench lif``: kernel throughput tables (the scripts in benchmarks/ call this too)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "measure throughput and print a markdown table (bench lif)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
+    lif = sub.add_parser("lif", help="multi-step LIF neuron: every backend vs SpikingJelly",
+                         description="Forward and forward+backward time of every available "
+                         "QuantLIFNode backend, SpikingJelly's LIFNode and LIFNode + fake-quant.")
+    lif.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    lif.add_argument("--sizes", type=lambda s: [2 ** int(k) for k in s.split(",")], default=None,
+                     metavar="K,K,...", help="neuron counts as powers of two (default 16..24, GPU ..26)")
+    lif.add_argument("--dtypes", type=lambda s: s.split(","), default=None,
+                     help="comma-separated: float32,bfloat16,float16 (default float32,bfloat16)")
+    lif.add_argument("--backends", type=lambda s: s.split(","), default=None,
+                     help="QuantLIFNode backends to time (default: all available here)")
+    lif.add_argument("-T", "--time-steps", type=int, default=4)
+    lif.add_argument("--u-bits", type=int, default=4, help="bits of the quantized rows")
+    lif.add_argument("--budget", type=float, default=0.5, help="seconds of repeats per measurement")
+    lif.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    lif.add_argument("--system-allocator", action="store_true",
+                     help="keep glibc's default (fresh mmap for every large tensor) instead of reuse")
+    lif.add_argument("--out", type=Path, default=None, help="also write the table to this file")
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from mdsnn_zoo.bench import lif
+    from mdsnn_zoo.bench.common import tune_cpu_allocator
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    tuned = False if args.system_allocator else tune_cpu_allocator()
+    results, meta = lif.run(args.device, args.sizes, args.dtypes, args.time_steps, args.u_bits,
+                            args.backends, args.budget)
+    meta["machine"] += "; allocator: " + ("glibc, reuse on (tune_cpu_allocator)" if tuned else "system default")
+    table = lif.to_markdown(results, meta)
+    print(table)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(table)
+    return 0
