@@ -46,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     tuned = False if args.system_allocator else tune_cpu_allocator()
     results, meta = lif.run(args.device, args.sizes, args.dtypes, args.time_steps, args.u_bits,
                             args.backends, args.budget)
-    meta["machine"] += "; allocator: " + ("glibc, reuse on (tune_cpu_allocator)" if tuned else "system default")
+    allocator = "glibc, reuse on (tune_cpu_allocator)" if tuned else "system default"
+    meta["machine"] += f"; allocator: {allocator}"
     table = lif.to_markdown(results, meta)
     print(table)
     if args.out:
