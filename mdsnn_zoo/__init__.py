@@ -2,7 +2,10 @@
 
 Public API::
 
-    from mdsnn_zoo import get_dataset, dataset_info, list_datasets
+    from mdsnn_zoo import get_dataset, dataset_info, list_datasets, QuantLIFNode
+
+``QuantLIFNode`` (and SpikingJelly behind it) is imported on first use, so ``import mdsnn_zoo`` and
+the command line stay quick.
 """
 
 from __future__ import annotations
@@ -12,9 +15,21 @@ __version__ = "0.1.0.dev0"
 from mdsnn_zoo.data import DatasetInfo, dataset_info, get_dataset, list_datasets
 from mdsnn_zoo.errors import CorruptFileError, DatasetNotFoundError, MdsnnError
 
+_LAZY = {"QuantLIFNode": "mdsnn_zoo.neuron"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'mdsnn_zoo' has no attribute {name!r}")
+
+
 __all__ = [
     "__version__",
     "CorruptFileError",
+    "QuantLIFNode",
     "DatasetInfo",
     "DatasetNotFoundError",
     "MdsnnError",
