@@ -20,6 +20,7 @@ import torch
 from spikingjelly.activation_based import base, surrogate
 from torch import nn
 
+from mdsnn_zoo._ste import grad_scale, pow2_ste
 from mdsnn_zoo.kernels.lif_reference import LIFParams, grid_constants, lif_autograd
 
 BACKENDS = ("torch", "inductor", "triton", "cupy")
@@ -83,19 +84,6 @@ def _resolve_surrogate(fn: object | None) -> tuple[str | None, float, Callable |
     if kind is None or not getattr(fn, "spiking", True) or not isinstance(alpha, (int, float)):
         return None, float("nan"), fn
     return kind, float(alpha), fn
-
-
-class _GradScale(torch.autograd.Function):
-    """Identity in forward; multiplies the gradient by ``scale`` (LSQ's step-size gradient scale)."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:
-        ctx.scale = scale
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        return grad * ctx.scale, None
 
 
 class _LIFFunction(torch.autograd.Function):
@@ -177,6 +165,7 @@ class QuantLIFNode(base.MemoryModule):
         self.store_h_seq = store_h_seq
         self.u_bits = None
         self.delta = None
+        self.pot_delta = False  # quantize_model(pot=True): Δ a power of two (integer inference)
         self.set_u_bits(u_bits)
         self.register_memory("v", self.v_reset if self.v_reset is not None else 0.0)
         self.h_seq: torch.Tensor | None = None
@@ -202,6 +191,15 @@ class QuantLIFNode(base.MemoryModule):
         else:
             step = self.v_threshold / (2 ** (u_bits - 1) - 1)
             self.delta = nn.Parameter(torch.tensor(step, dtype=torch.float32))
+
+    def step_in_use(self) -> torch.Tensor:
+        """Δ as the forward pass uses it: positive, a power of two if ``pot_delta`` (0-d tensor)."""
+        if self.delta is None:
+            raise ValueError("this neuron has a float membrane (u_bits=None): it has no step")
+        delta = self.delta.clamp(min=1e-8)
+        if self.pot_delta:
+            delta = pow2_ste(delta)
+        return delta
 
     @property
     def params(self) -> LIFParams:
@@ -273,9 +271,9 @@ class QuantLIFNode(base.MemoryModule):
         x = x_seq.flatten(1) if x_seq.ndim > 2 else x_seq  # [T, M]; a view when x[t] is mergeable
         delta = None
         if self.u_bits is not None:
-            delta = self.delta.clamp(min=1e-8)
+            delta = self.step_in_use()
             if delta.requires_grad:
-                delta = _GradScale.apply(delta, 1.0 / math.sqrt(x.numel() * (2 ** (self.u_bits - 1) - 1)))
+                delta = grad_scale(delta, 1.0 / math.sqrt(x.numel() * (2 ** (self.u_bits - 1) - 1)))
         need_h = self.store_h_seq or self.store_v_seq
         backend = self._pick_backend(x)
         p = self.params

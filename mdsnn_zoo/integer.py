@@ -1,0 +1,162 @@
+"""Integer-only inference of a power-of-two student (``quantize_model(..., pot=True)``).
+
+After the input layer (a float current into the first LIF neuron) everything is int64: spikes are
+0/1, a quantized layer accumulates its integer weight codes over the incoming spikes, the current
+reaches the next neuron in fixed point with F fractional bits (a per-channel shift, no multiplier,
+plus the integer bias B), and the neuron charges, rounds, fires and resets on its integer grid with
+a shift for the leak ``tau = 2^k``. For every weight scale ``s_c = 2^e_c`` and step ``Δ = 2^e``:
+
+    X_F   = acc_c << (e_c - e + F)  +  B << F                 (= x / Δ · 2^F exactly)
+    H     = v 2^(F+k) + X_F - (v - r) 2^F                      (decay_input; = h 2^(F+k))
+    H     = v 2^(F+k) - (v - r) 2^F + X_F 2^k                  (no decay_input)
+    q     = clamp((H + 2^(F+k-1)) >> (F+k), qmin, qmax)        (= floor(h + 1/2): ties up)
+    S     = q >= θ;  v = r if S else q  (hard)  or  q - θ S  (soft)
+
+This is what the float kernels compute (they work in grid units, and with power-of-two scales
+every float operation there is exact), so the spikes agree bit for bit; the tests check it.
+Supported students: ``nn.Sequential`` of quantized layers, Identity, Flatten, MaxPool2d and
+QuantLIFNode, in multi-step form ``[T, N, ...]``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mdsnn_zoo.errors import MdsnnError
+from mdsnn_zoo.kernels.lif_reference import grid_constants
+from mdsnn_zoo.neuron import QuantLIFNode
+from mdsnn_zoo.quant import QuantConv2d, QuantLinear
+
+
+def _exponent(x: torch.Tensor) -> torch.Tensor:
+    e = torch.log2(x.detach())
+    if not torch.equal(e, e.round()):
+        raise MdsnnError("integer inference needs power-of-two scales: build the student with "
+                         "quantize_model(..., pot=True)")
+    return e.round().to(torch.int64)
+
+
+def _int_conv(x: torch.Tensor, w: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """int64 convolution: ``x [B, Cin, H, W]``, ``w [Cout, Cin, kh, kw]`` (groups=1, dilation=1)."""
+    if conv.groups != 1 or conv.dilation != (1, 1) or conv.padding_mode != "zeros":
+        raise MdsnnError("integer_forward supports plain convolutions (groups=1, dilation=1, zero padding)")
+    ph, pw = conv.padding
+    sh, sw = conv.stride
+    kh, kw = w.shape[2:]
+    x = F.pad(x, (pw, pw, ph, ph))
+    oh, ow = (x.shape[2] - kh) // sh + 1, (x.shape[3] - kw) // sw + 1
+    out = torch.zeros(x.shape[0], w.shape[0], oh, ow, dtype=torch.int64)
+    for i in range(kh):
+        for j in range(kw):
+            patch = x[:, :, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw]
+            out += torch.einsum("nchw,oc->nohw", patch, w[:, :, i, j])
+    return out
+
+
+def _int_maxpool(x: torch.Tensor, pool: nn.MaxPool2d) -> torch.Tensor:
+    """int64 max pooling of spikes ``x [B, C, H, W]`` (no padding, no dilation)."""
+    kh, kw = (pool.kernel_size,) * 2 if isinstance(pool.kernel_size, int) else pool.kernel_size
+    stride = pool.stride or pool.kernel_size
+    sh, sw = (stride,) * 2 if isinstance(stride, int) else stride
+    if pool.padding not in (0, (0, 0)) or pool.dilation not in (1, (1, 1)):
+        raise MdsnnError("integer_forward supports MaxPool2d without padding or dilation")
+    oh, ow = (x.shape[2] - kh) // sh + 1, (x.shape[3] - kw) // sw + 1
+    out = torch.zeros(x.shape[0], x.shape[1], oh, ow, dtype=torch.int64)
+    for i in range(kh):
+        for j in range(kw):
+            out = torch.maximum(out, x[:, :, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw])
+    return out
+
+
+def _integer_lif(node: QuantLIFNode, acc: torch.Tensor, e_w: torch.Tensor, bias: torch.Tensor,
+                 channel_dim: int) -> torch.Tensor:
+    """Spikes ``[T, N, ...]`` int64 of ``node`` driven by integer accumulators ``acc [T, N, ...]``."""
+    p = node.params
+    if p.u_bits is None:
+        raise MdsnnError("integer_forward needs every LIF layer after the input layer quantized")
+    k = math.log2(p.tau)
+    if k != round(k):
+        raise MdsnnError(f"integer inference needs tau a power of two (the leak is a shift); got {p.tau}")
+    k = int(k)
+    delta = node.step_in_use().detach()
+    e = int(_exponent(delta))
+    theta, r = (int(t) for t in grid_constants(delta, p))
+    shape = [1] * acc.ndim
+    shape[channel_dim] = -1
+    shift = (e_w - e).view(shape)
+    frac = max(0, int(-shift.min()))
+    x_fixed = torch.bitwise_left_shift(acc, shift + frac) + (bias.view(shape) << frac)
+    v = torch.full(acc.shape[1:], r if p.hard_reset else 0, dtype=torch.int64)  # v_reset on the grid
+    one, half = frac + k, (1 << (frac + k - 1)) if frac + k > 0 else 0
+    spikes = []
+    for t in range(acc.shape[0]):
+        vr = (v - r) << frac
+        if p.decay_input:
+            h = (v << one) + x_fixed[t] - vr
+        else:
+            h = (v << one) - vr + (x_fixed[t] << k)
+        q = ((h + half) >> one).clamp(p.qmin, p.qmax)
+        s = q >= theta
+        v = torch.where(s, torch.full_like(q, r), q) if p.hard_reset else q - theta * s.to(torch.int64)
+        spikes.append(s.to(torch.int64))
+    return torch.stack(spikes)
+
+
+def integer_forward(student: nn.Sequential, x_seq: torch.Tensor) -> list[torch.Tensor]:
+    """Spikes of every LIF layer of ``student`` (int64, ``[T, N, ...]``) on input ``x_seq``.
+
+    The modules up to and including the first LIF neuron run as they are (float input layer);
+    after it only int64 arithmetic is used. The student must be in multi-step mode.
+    """
+    if not isinstance(student, nn.Sequential):
+        raise MdsnnError("integer_forward takes an nn.Sequential student")
+    out: list[torch.Tensor] = []
+    cur = x_seq
+    pending = None  # (acc, weight exponents, bias codes, channel dim) waiting for its neuron
+    for module in student:
+        if not out:  # the float input layer, up to the first neuron's spikes
+            cur = module(cur)
+            if isinstance(module, QuantLIFNode):
+                cur = cur.to(torch.int64)
+                out.append(cur)
+            continue
+        if isinstance(module, (QuantConv2d, QuantLinear)):
+            if pending is not None:
+                raise MdsnnError("two quantized layers without a LIF neuron between them")
+            codes = module.weight_quant.codes(module.weight)
+            e_w = _exponent(module.weight_quant.step(module.weight))
+            node = module.grid_node
+            bias = torch.zeros(codes.shape[0], dtype=torch.int64)
+            if module.bias is not None and node is not None:
+                bias = torch.round(module.bias.detach() / node.step_in_use().detach()).to(torch.int64)
+            T, N = cur.shape[:2]
+            flat = cur.flatten(0, 1)
+            if isinstance(module, QuantConv2d):
+                acc = _int_conv(flat, codes, module)
+                pending = (acc.view(T, N, *acc.shape[1:]), e_w, bias, 2)
+            else:
+                acc = flat @ codes.t()
+                pending = (acc.view(T, N, -1), e_w, bias, cur.ndim - 1)
+        elif isinstance(module, QuantLIFNode):
+            if pending is None:
+                raise MdsnnError("a LIF neuron without a quantized layer before it")
+            cur = _integer_lif(module, *pending)
+            pending = None
+            out.append(cur)
+        elif isinstance(module, (nn.Identity, nn.Dropout)):
+            continue
+        elif isinstance(module, nn.Flatten):
+            if pending is not None:
+                raise MdsnnError("Flatten between a quantized layer and its neuron is not supported")
+            cur = cur.flatten(2)
+        elif isinstance(module, nn.MaxPool2d):
+            T, N = cur.shape[:2]
+            pooled = _int_maxpool(cur.flatten(0, 1), module)
+            cur = pooled.view(T, N, *pooled.shape[1:])
+        else:
+            raise MdsnnError(f"integer_forward does not support {type(module).__name__}")
+    return out

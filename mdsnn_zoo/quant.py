@@ -1,0 +1,280 @@
+"""Quantized layers, batch-norm folding and ``quantize_model``: from a float SNN to a low-bit student.
+
+Weights: symmetric uniform b-bit codes ``q ∈ [-2^(b-1), 2^(b-1)-1]`` times a learnable scale per
+output channel (LSQ: initialised per channel to the fraction of ``max|w| / (2^(b-1)-1)`` with the
+least squared quantization error, gradient scaled by
+``1 / sqrt(weights per channel · (2^(b-1)-1))``, straight-through rounding, zero gradient for weights
+outside the range). The layer calls ``conv2d``/``linear`` with ``q · scale``, so a b-bit layer uses
+at most 2^b distinct values per output channel.
+
+Batch norm is folded into the convolution before it: ``W' = W γ/σ``, ``b' = β + (b - μ) γ/σ`` with
+``σ = sqrt(running_var + eps)``. The running statistics are those of the float model at the time of
+``quantize_model``, and they stay frozen: during QAT the folded weight and bias are trained directly
+(no batch statistics), so training and inference compute the same function and the student has no
+float batch norm left.
+
+Where the scales meet (the integer scheme). A quantized layer feeding a quantized LIF neuron gets its
+bias on that neuron's membrane grid, ``b = B Δ`` (B integer). With ``pot=True`` every weight scale
+``s_c`` and every membrane step Δ is a power of two (learned in value, rounded in the exponent with a
+straight-through gradient), so the input current in grid units is
+``X/Δ = 2^(e_c - e_Δ) Σ q w_spike + B``: an integer accumulation of the codes over the incoming
+spikes, a shift and an integer bias, no multiplier. The threshold θ and the reset level r are
+integers on the grid, and the leak with ``tau = 2^k`` is a shift. :func:`integer_forward` runs a
+student that way in int64 and gives the same spikes as the float fake-quant forward, bit for bit.
+Without ``pot`` the scales are free floats (more accurate at 2 bits) and inference needs one
+multiplication by ``s_c / Δ`` per output channel.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from spikingjelly.activation_based import layer
+from torch import nn
+
+from mdsnn_zoo.errors import MdsnnError
+from mdsnn_zoo._ste import grad_scale, pow2_ste, round_ste
+from mdsnn_zoo.neuron import QuantLIFNode
+
+
+def check_bits(name: str, bits: object, allow_none: bool = False) -> None:
+    """Raise a clear error unless ``bits`` is an int from 2 to 8 (or None when allowed)."""
+    if bits is None and allow_none:
+        return
+    if isinstance(bits, bool) or not isinstance(bits, int) or not 2 <= bits <= 8:
+        extra = ", or None" if allow_none else ""
+        raise MdsnnError(f"{name} must be an int from 2 to 8{extra}; got {bits!r}")
+
+
+class WeightQuantizer(nn.Module):
+    """Signed b-bit per-output-channel fake quantizer with a learnable scale (LSQ).
+
+    ``w: [C_out, ...]`` float -> ``q · s`` of the same shape; ``codes(w)`` gives the integers q.
+    """
+
+    def __init__(self, bits: int, channels: int, pot: bool = False) -> None:
+        super().__init__()
+        check_bits("w_bits", bits)
+        self.bits, self.pot = bits, pot
+        self.qmin, self.qmax = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+        self.scale = nn.Parameter(torch.ones(channels))
+
+    @torch.no_grad()
+    def init_scale(self, w: torch.Tensor) -> None:
+        """Per channel, the scale (a fraction of ``max|w| / qmax``) with the least squared error."""
+        flat = w.detach().flatten(1)  # [C, K]
+        top = flat.abs().amax(1).clamp_min(1e-8) / self.qmax
+        fractions = torch.linspace(0.2, 1.0, 33, device=w.device)
+        cand = top[:, None] * fractions[None, :]  # [C, F]
+        q = torch.round(flat[:, None, :] / cand[..., None]).clamp(self.qmin, self.qmax)
+        err = (q * cand[..., None] - flat[:, None, :]).pow(2).sum(-1)  # [C, F]
+        self.scale.copy_(cand.gather(1, err.argmin(1, keepdim=True)).squeeze(1))
+
+    def step(self, w: torch.Tensor) -> torch.Tensor:
+        """The scale in use, ``[C_out]``: clamped positive, a power of two if ``pot``, LSQ-scaled grad."""
+        s = self.scale.clamp_min(1e-8)
+        if self.pot:
+            s = pow2_ste(s)
+        if s.requires_grad:
+            s = grad_scale(s, 1.0 / math.sqrt(w[0].numel() * self.qmax))
+        return s
+
+    def codes(self, w: torch.Tensor) -> torch.Tensor:
+        """Integer codes ``[C_out, ...]`` (int64)."""
+        s = self.step(w).detach().view(-1, *([1] * (w.ndim - 1)))
+        return torch.round(w.detach() / s).clamp(self.qmin, self.qmax).to(torch.int64)
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        s = self.step(w).view(-1, *([1] * (w.ndim - 1)))
+        return round_ste((w / s).clamp(self.qmin, self.qmax)) * s  # zero gradient outside the range
+
+    def extra_repr(self) -> str:
+        return f"bits={self.bits}, channels={self.scale.numel()}, pot={self.pot}"
+
+
+class _QuantLayerMixin:
+    """Shared by QuantConv2d and QuantLinear: the weight quantizer and the bias on a LIF's grid."""
+
+    weight: nn.Parameter
+    bias: nn.Parameter | None
+    weight_quant: WeightQuantizer
+
+    def link_bias_grid(self, node: QuantLIFNode | None) -> None:
+        """Put the bias on ``node``'s membrane grid (``b = round(b / Δ) Δ``); None: float bias."""
+        self.__dict__["_grid_node"] = node  # a reference, not a submodule
+
+    @property
+    def grid_node(self) -> QuantLIFNode | None:
+        return self.__dict__.get("_grid_node")
+
+    def quantized_weight(self) -> torch.Tensor:
+        return self.weight_quant(self.weight)
+
+    def quantized_bias(self) -> torch.Tensor | None:
+        node = self.grid_node
+        if self.bias is None or node is None or node.delta is None:
+            return self.bias
+        d = node.step_in_use()
+        return round_ste(self.bias / d) * d
+
+
+class QuantConv2d(_QuantLayerMixin, layer.Conv2d):
+    """SpikingJelly ``Conv2d`` (``step_mode`` 's' or 'm') whose weight is fake-quantized to ``w_bits``."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
+                 step_mode: str = "s", w_bits: int = 4, pot: bool = False) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
+                         bias, padding_mode, step_mode=step_mode)
+        self.weight_quant = WeightQuantizer(w_bits, out_channels, pot)
+
+    @classmethod
+    def from_float(cls, conv: nn.Conv2d, w_bits: int, pot: bool = False) -> QuantConv2d:
+        q = cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                conv.dilation, conv.groups, conv.bias is not None, conv.padding_mode,
+                getattr(conv, "step_mode", "s"), w_bits, pot)
+        q.to(conv.weight.device)
+        with torch.no_grad():
+            q.weight.copy_(conv.weight)
+            if conv.bias is not None:
+                q.bias.copy_(conv.bias)
+        q.weight_quant.init_scale(q.weight)
+        return q
+
+    def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
+        return super()._conv_forward(input, self.quantized_weight(), self.quantized_bias())
+
+
+class QuantLinear(_QuantLayerMixin, layer.Linear):
+    """SpikingJelly ``Linear`` whose weight is fake-quantized to ``w_bits``; ``[T, N, F]`` or ``[N, F]``."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, step_mode: str = "s",
+                 w_bits: int = 4, pot: bool = False) -> None:
+        super().__init__(in_features, out_features, bias, step_mode=step_mode)
+        self.weight_quant = WeightQuantizer(w_bits, out_features, pot)
+
+    @classmethod
+    def from_float(cls, linear: nn.Linear, w_bits: int, pot: bool = False) -> QuantLinear:
+        q = cls(linear.in_features, linear.out_features, linear.bias is not None,
+                getattr(linear, "step_mode", "s"), w_bits, pot)
+        q.to(linear.weight.device)
+        with torch.no_grad():
+            q.weight.copy_(linear.weight)
+            if linear.bias is not None:
+                q.bias.copy_(linear.bias)
+        q.weight_quant.init_scale(q.weight)
+        return q
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.quantized_weight(), self.quantized_bias())  # any leading dims
+
+
+# -- batch-norm folding ------------------------------------------------------------------------------
+
+def fold_batchnorm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
+    """Fold ``bn`` (its running statistics and affine) into ``conv`` in place; gives conv a bias."""
+    if bn.running_mean is None or bn.running_var is None:
+        raise MdsnnError("cannot fold a BatchNorm without running statistics "
+                         "(track_running_stats=False); use bn='keep'")
+    with torch.no_grad():
+        sigma = torch.sqrt(bn.running_var + bn.eps)
+        gamma = bn.weight if bn.affine else torch.ones_like(sigma)
+        beta = bn.bias if bn.affine else torch.zeros_like(sigma)
+        factor = gamma / sigma
+        bias = conv.bias if conv.bias is not None else torch.zeros_like(sigma)
+        conv.weight.mul_(factor.view(-1, 1, 1, 1))
+        new_bias = beta + (bias - bn.running_mean) * factor
+        if conv.bias is None:
+            conv.bias = nn.Parameter(new_bias)
+        else:
+            conv.bias.copy_(new_bias)
+
+
+def _fold_all(model: nn.Module) -> None:
+    for container in model.modules():
+        if not isinstance(container, nn.Sequential):
+            continue
+        names = list(container._modules)
+        for prev, name in zip(names, names[1:], strict=False):
+            a, b = container._modules[prev], container._modules[name]
+            if isinstance(a, nn.Conv2d) and isinstance(b, nn.BatchNorm2d):
+                fold_batchnorm(a, b)
+                container._modules[name] = nn.Identity()
+    left = [n for n, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if left:
+        raise MdsnnError(f"bn='fold' found no convolution right before BatchNorm {left[0]!r} in an "
+                         "nn.Sequential; fold it by hand or use bn='keep'")
+
+
+# -- quantize_model ------------------------------------------------------------------------------------
+
+def _weight_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Float convolutions and linear layers (SpikingJelly's or torch's), in module order."""
+    return [(n, m) for n, m in model.named_modules()
+            if isinstance(m, (nn.Conv2d, nn.Linear)) and not isinstance(m, (QuantConv2d, QuantLinear))]
+
+
+def _set_module(model: nn.Module, name: str, new: nn.Module) -> None:
+    parent, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, child, new)
+
+
+def quantize_model(model: nn.Module, w_bits: int, u_bits: int | None, bn: str = "fold",
+                   first_last_bits: int | None = 8, pot: bool = False) -> nn.Module:
+    """A low-bit student built from the float SNN ``model`` (which is left unchanged).
+
+    Convolutions and linear layers become :class:`QuantConv2d`/:class:`QuantLinear` with ``w_bits``
+    (the first and the last with ``first_last_bits``; None: ``w_bits`` too), batch norms are folded
+    into the convolution before them (``bn='fold'``) or kept in float (``bn='keep'``), and every
+    :class:`QuantLIFNode` gets ``u_bits`` (None keeps a float membrane). Module names of the LIF
+    layers do not change, so teacher and student line up for distillation. ``pot=True`` makes every
+    scale a power of two (integer-only inference, see the module docstring).
+    """
+    check_bits("w_bits", w_bits)
+    check_bits("u_bits", u_bits, allow_none=True)
+    check_bits("first_last_bits", first_last_bits, allow_none=True)
+    if bn not in ("fold", "keep"):
+        raise MdsnnError(f"bn must be 'fold' (fold batch norm into the convolution) or 'keep', got {bn!r}")
+    if not any(isinstance(m, QuantLIFNode) for m in model.modules()):
+        raise MdsnnError("quantize_model needs a model with QuantLIFNode layers (mdsnn_zoo.QuantLIFNode); "
+                         "this one has none")
+    student = copy.deepcopy(model)
+    student.eval()
+    if bn == "fold":
+        _fold_all(student)
+    weights = _weight_layers(student)
+    if not weights:
+        raise MdsnnError("quantize_model found no Conv2d or Linear layer to quantize")
+    for i, (name, module) in enumerate(weights):
+        edge = i in (0, len(weights) - 1)
+        bits = first_last_bits if edge and first_last_bits is not None else w_bits
+        quant = QuantConv2d if isinstance(module, nn.Conv2d) else QuantLinear
+        _set_module(student, name, quant.from_float(module, bits, pot))
+    for node in student.modules():
+        if isinstance(node, QuantLIFNode):
+            node.set_u_bits(u_bits)
+            node.pot_delta = pot
+    _link_bias_grids(student)
+    student.train(model.training)
+    return student
+
+
+def _link_bias_grids(model: nn.Module) -> None:
+    """Each quantized layer puts its bias on the grid of the next LIF neuron in module order."""
+    pending: list[_QuantLayerMixin] = []
+    for module in model.modules():
+        if isinstance(module, (QuantConv2d, QuantLinear)):
+            pending.append(module)
+        elif isinstance(module, QuantLIFNode):
+            for q in pending:
+                q.link_bias_grid(module if module.u_bits is not None else None)
+            pending = []
+
+
+def quantized_layers(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
+    """(name, layer) of every QuantConv2d and QuantLinear in ``model``."""
+    return ((n, m) for n, m in model.named_modules() if isinstance(m, (QuantConv2d, QuantLinear)))

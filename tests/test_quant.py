@@ -1,0 +1,160 @@
+"""Quantized layers, batch-norm folding, quantize_model, and integer-only inference."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from spikingjelly.activation_based import functional, layer, monitor
+from torch import nn
+
+from mdsnn_zoo.errors import MdsnnError
+from mdsnn_zoo.integer import integer_forward
+from mdsnn_zoo.neuron import QuantLIFNode
+from mdsnn_zoo.quant import QuantConv2d, QuantLinear, WeightQuantizer, fold_batchnorm, quantize_model
+
+
+def _net(tau: float = 2.0, v_reset: float | None = 0.0, decay: bool = True) -> nn.Sequential:
+    lif = dict(tau=tau, v_reset=v_reset, decay_input=decay, backend="torch")
+    net = nn.Sequential(
+        layer.Conv2d(2, 6, 3, padding=1, bias=False), layer.BatchNorm2d(6), QuantLIFNode(**lif),
+        layer.Conv2d(6, 8, 3, stride=2, padding=1), layer.BatchNorm2d(8), QuantLIFNode(**lif),
+        layer.MaxPool2d(2),
+        layer.Flatten(), layer.Linear(8 * 2 * 2, 12), QuantLIFNode(**lif),
+        layer.Linear(12, 5),
+    )
+    functional.set_step_mode(net, "m")
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # non-trivial batch-norm statistics to fold
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.2)
+                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.3)
+            elif isinstance(m, (nn.Conv2d, nn.Linear)):
+                m.weight.mul_(3.0)
+    return net.eval()
+
+
+@pytest.mark.parametrize("bits", [2, 3, 4, 8])
+def test_weight_quantizer_levels_and_gradients(bits):
+    w = torch.randn(5, 3, 3, 3, requires_grad=True)
+    wq = WeightQuantizer(bits, 5)
+    wq.init_scale(w)
+    out = wq(w)
+    for c in range(5):
+        assert out[c].unique().numel() <= 2**bits
+    codes = wq.codes(w)
+    assert codes.min() >= -(2 ** (bits - 1)) and codes.max() <= 2 ** (bits - 1) - 1
+    torch.testing.assert_close(out, codes.float() * wq.scale.view(-1, 1, 1, 1))
+    out.pow(2).sum().backward()
+    assert wq.scale.grad is not None and wq.scale.grad.abs().sum() > 0 and w.grad.abs().sum() > 0
+
+
+def test_quant_layers_in_both_step_modes():
+    conv = QuantConv2d.from_float(layer.Conv2d(3, 4, 3, padding=1), w_bits=3)
+    x = torch.rand(2, 5, 3, 8, 8)
+    ref = torch.nn.functional.conv2d(x.flatten(0, 1), conv.quantized_weight(), conv.bias, padding=1)
+    conv.step_mode = "m"
+    torch.testing.assert_close(conv(x).flatten(0, 1), ref)
+    conv.step_mode = "s"
+    torch.testing.assert_close(conv(x[0]), ref[:5])
+    lin = QuantLinear.from_float(nn.Linear(7, 3), w_bits=2)
+    y = torch.rand(4, 2, 7)
+    torch.testing.assert_close(lin(y), y @ lin.quantized_weight().t() + lin.bias)
+    assert all(lin.quantized_weight()[c].unique().numel() <= 4 for c in range(3))
+
+
+def test_fold_batchnorm_matches_conv_then_bn():
+    conv, bn = nn.Conv2d(3, 4, 3, bias=True), nn.BatchNorm2d(4)
+    with torch.no_grad():
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2)
+        bn.weight.uniform_(0.5, 1.5)
+        bn.bias.uniform_(-1, 1)
+    bn.eval()
+    x = torch.randn(2, 3, 9, 9)
+    want = bn(conv(x))
+    fold_batchnorm(conv, bn)
+    torch.testing.assert_close(conv(x), want, rtol=1e-5, atol=1e-5)
+
+
+def test_quantize_model_builds_a_student_and_leaves_the_teacher():
+    teacher = _net()
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    student = quantize_model(teacher, w_bits=2, u_bits=2)
+    assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())
+    lif_names = [n for n, m in teacher.named_modules() if isinstance(m, QuantLIFNode)]
+    assert lif_names == [n for n, m in student.named_modules() if isinstance(m, QuantLIFNode)]
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in student.modules())
+    bits = [m.weight_quant.bits for m in student.modules() if isinstance(m, (QuantConv2d, QuantLinear))]
+    assert bits == [8, 2, 2, 8]  # first and last layers at first_last_bits
+    assert all(m.u_bits == 2 for m in student.modules() if isinstance(m, QuantLIFNode))
+    same = quantize_model(teacher, w_bits=4, u_bits=None, first_last_bits=None)
+    assert [m.weight_quant.bits for m in same.modules() if hasattr(m, "weight_quant")] == [4] * 4
+    x = torch.rand(3, 2, 2, 8, 8)
+    assert student(x).shape == teacher(x).shape == (3, 2, 5)
+
+
+def test_folded_8_bit_layer_tracks_conv_and_batchnorm():
+    teacher = _net()
+    student = quantize_model(teacher, w_bits=8, u_bits=None)
+    assert isinstance(student[1], nn.Identity) and isinstance(student[4], nn.Identity)
+    x = torch.rand(4, 8, 2, 8, 8) * 2
+    with torch.no_grad():
+        want = teacher[1](teacher[0](x))
+        got = student[0](x)
+    assert (got - want).abs().max() < 0.02 * want.abs().max()
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(w_bits=1, u_bits=2), "w_bits must be an int from 2 to 8"),
+    (dict(w_bits=9, u_bits=2), "w_bits must be an int from 2 to 8"),
+    (dict(w_bits="4", u_bits=2), "w_bits must be an int from 2 to 8"),
+    (dict(w_bits=4, u_bits=0), "u_bits must be an int from 2 to 8, or None"),
+    (dict(w_bits=4, u_bits=4, first_last_bits=12), "first_last_bits must be"),
+    (dict(w_bits=4, u_bits=4, bn="merge"), "bn must be 'fold'"),
+])
+def test_quantize_model_bad_arguments(kwargs, match):
+    with pytest.raises(MdsnnError, match=match):
+        quantize_model(_net(), **kwargs)
+
+
+def test_quantize_model_needs_lif_and_foldable_bn():
+    from spikingjelly.activation_based import neuron
+
+    with pytest.raises(MdsnnError, match="has none"):
+        quantize_model(nn.Sequential(nn.Linear(3, 3), neuron.LIFNode()), 4, 4)
+    odd = nn.Sequential(nn.BatchNorm2d(2), nn.Conv2d(2, 2, 1), QuantLIFNode())
+    with pytest.raises(MdsnnError, match="no convolution right before BatchNorm '0'"):
+        quantize_model(odd, 4, 4)
+
+
+@pytest.mark.parametrize("bits", [2, 4, 8])
+@pytest.mark.parametrize("tau,v_reset,decay", [(2.0, 0.0, True), (2.0, None, True), (4.0, 0.0, False)])
+def test_integer_only_forward_equals_fake_quant_spikes(bits, tau, v_reset, decay):
+    student = quantize_model(_net(tau, v_reset, decay), w_bits=bits, u_bits=bits, pot=True)
+    student.eval()
+    with torch.no_grad():  # learned-looking steps: powers of two after rounding
+        for m in student.modules():
+            if isinstance(m, QuantLIFNode):
+                m.delta.mul_(0.9)
+    g = torch.Generator().manual_seed(bits)
+    x = torch.rand(5, 3, 2, 8, 8, generator=g) * 3
+    rec = monitor.OutputMonitor(student, QuantLIFNode)
+    with torch.no_grad():
+        student(x)
+    want = [s.to(torch.int64) for s in rec.records]
+    rec.remove_hooks()
+    functional.reset_net(student)
+    got = integer_forward(student, x)
+    assert len(got) == len(want) == 3
+    for a, b in zip(want, got, strict=True):
+        assert b.dtype == torch.int64 and torch.equal(a, b)
+    assert sum(int(s.sum()) for s in got[1:]) > 0  # the integer layers do fire
+
+
+def test_integer_forward_refuses_float_scales():
+    student = quantize_model(_net(), w_bits=4, u_bits=4, pot=False)
+    with pytest.raises(MdsnnError, match="power-of-two scales"):
+        integer_forward(student, torch.rand(2, 1, 2, 8, 8))
