@@ -36,8 +36,8 @@ import torch.nn.functional as F
 from spikingjelly.activation_based import layer
 from torch import nn
 
-from mdsnn_zoo.errors import MdsnnError
 from mdsnn_zoo._ste import grad_scale, pow2_ste, round_ste
+from mdsnn_zoo.errors import MdsnnError
 from mdsnn_zoo.neuron import QuantLIFNode
 
 
