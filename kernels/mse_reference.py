@@ -1,0 +1,22 @@
+"""Membrane MSE between a student's and a teacher's recorded membranes: the torch reference.
+
+For one layer with student membrane ``s`` and teacher membrane ``t`` (same shape ``[T, N, *]``,
+``n`` elements): ``loss_sum = Σ (s - t)²`` and, when asked, the gradient ``g = scale · (s - t)``
+(the caller passes ``scale = 2 · weight / (n · layers)``). Fused backends compute both in one pass
+over memory (read s and t, write g): 2 reads + 1 write per element, in the student's dtype for g.
+The teacher never receives a gradient.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def mse_forward(s: torch.Tensor, t: torch.Tensor, scale: float, need_grad: bool):
+    """``(loss_sum, grad)``: ``loss_sum`` a float32 0-d tensor, ``grad`` like ``s`` or None."""
+    d = s.float() - t.float()
+    loss_sum = (d * d).sum()
+    return loss_sum, ((d * scale).to(s.dtype) if need_grad else None)
+
+
+forward = mse_forward

@@ -1,0 +1,201 @@
+"""Membrane potential-aware distillation (MD-SNN): record membranes, compare them, combine the losses.
+
+    with MembraneRecorder(teacher) as t_rec, MembraneRecorder(student) as s_rec:
+        with torch.no_grad():
+            t_logits = teacher(x)
+        s_logits = student(x)
+        loss, parts = MDLoss()(s_logits, y, t_logits, s_rec.membranes, t_rec.membranes)
+
+The membrane is the pre-spike potential H[t] of every :class:`QuantLIFNode` (after quantization in
+the student), ``[T, N, *]``, at every time step. Its MSE gradient reaches the neuron's backward
+through ``h_seq`` and is folded into the reverse-time recurrence there.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from types import ModuleType
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mdsnn_zoo.errors import MdsnnError
+from mdsnn_zoo.neuron import QuantLIFNode
+
+_MSE_MODULES = {"torch": "mdsnn_zoo.kernels.mse_reference", "triton": "mdsnn_zoo.kernels.mse_triton",
+                "cupy": "mdsnn_zoo.kernels.mse_cupy"}
+
+
+def lif_layers(model: nn.Module) -> list[str]:
+    """Module names of the QuantLIFNode layers of ``model``, in module order."""
+    return [name for name, m in model.named_modules() if isinstance(m, QuantLIFNode)]
+
+
+class MembraneRecorder:
+    """Context manager: every QuantLIFNode of ``model`` (or those named in ``layers``) keeps its
+    membrane while active; ``.membranes`` maps module name -> H ``[T, N, *]`` of the last forward.
+
+    In multi-step mode each forward of ``model`` starts a new record. In single-step mode the steps
+    are concatenated along T until :meth:`clear` is called.
+    """
+
+    def __init__(self, model: nn.Module, layers: Iterable[str] | None = None) -> None:
+        nodes = {n: m for n, m in model.named_modules() if isinstance(m, QuantLIFNode)}
+        if not nodes:
+            raise MdsnnError("MembraneRecorder needs a model with QuantLIFNode layers; this one has none")
+        names = list(nodes) if layers is None else list(layers)
+        unknown = [n for n in names if n not in nodes]
+        if unknown:
+            raise MdsnnError(f"no QuantLIFNode named {unknown[0]!r}; the model has {', '.join(nodes)}")
+        self.model = model
+        self.nodes = {n: nodes[n] for n in names}
+        self._steps: dict[str, list[torch.Tensor]] = OrderedDict((n, []) for n in names)
+        self._handles: list = []
+        self._saved_flags: dict[str, bool] = {}
+
+    def __enter__(self) -> MembraneRecorder:
+        for name, node in self.nodes.items():
+            self._saved_flags[name] = node.store_h_seq
+            node.store_h_seq = True
+            self._handles.append(node.register_forward_hook(functools.partial(self._record, name)))
+        self._handles.append(self.model.register_forward_pre_hook(self._new_forward))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        for name, node in self.nodes.items():
+            node.store_h_seq = self._saved_flags[name]
+            if not node.store_h_seq:
+                node.h_seq = None
+
+    def _new_forward(self, module, args) -> None:
+        if all(node.step_mode == "m" for node in self.nodes.values()):
+            self.clear()
+
+    def _record(self, name: str, node: QuantLIFNode, args, output) -> None:
+        self._steps[name].append(node.h_seq)
+
+    def clear(self) -> None:
+        for steps in self._steps.values():
+            steps.clear()
+
+    @property
+    def membranes(self) -> OrderedDict[str, torch.Tensor]:
+        out = OrderedDict()
+        for name, steps in self._steps.items():
+            if steps:
+                out[name] = steps[0] if len(steps) == 1 else torch.cat(steps)
+        return out
+
+
+@functools.cache
+def _mse_backend(name: str) -> ModuleType:
+    return importlib.import_module(_MSE_MODULES[name])
+
+
+def _pick_mse_backend(backend: str, device: torch.device) -> str:
+    if backend not in ("auto", *_MSE_MODULES):
+        raise MdsnnError(f"unknown membrane_mse backend {backend!r}: choose 'auto', 'torch', 'triton' "
+                         "or 'cupy'")
+    if backend != "auto":
+        if backend == "cupy" and device.type != "cuda":
+            raise MdsnnError("membrane_mse backend 'cupy' needs CUDA tensors")
+        return backend
+    if device.type == "cuda":
+        available = QuantLIFNode.available_backends()
+        return next(b for b in ("triton", "cupy", "torch") if b == "torch" or b in available)
+    return "torch"
+
+
+class _MembraneMSE(torch.autograd.Function):
+    """Loss and gradient of every layer in one fused pass each; the teacher gets no gradient."""
+
+    @staticmethod
+    def forward(ctx, backend: ModuleType, n_layers: int, *tensors: torch.Tensor) -> torch.Tensor:
+        students, teachers = tensors[:n_layers], tensors[n_layers:]
+        total = torch.zeros((), dtype=torch.float32, device=students[0].device)
+        grads = []
+        for i, (s, t) in enumerate(zip(students, teachers, strict=True)):
+            n = max(s.numel(), 1)
+            need = ctx.needs_input_grad[2 + i]
+            loss_sum, g = backend.forward(s, t.to(s.dtype), 2.0 / (n * n_layers), need)
+            total = total + loss_sum / n
+            grads.append(g)
+        ctx.with_grad = [g is not None for g in grads]
+        ctx.save_for_backward(*[g for g in grads if g is not None])
+        return total / n_layers
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        saved = iter(ctx.saved_tensors)
+        grads = []
+        for has_grad in ctx.with_grad:
+            g = next(saved) if has_grad else None
+            grads.append(None if g is None else g * grad_out.to(g.dtype))
+        return (None, None, *grads, *([None] * len(grads)))
+
+
+def membrane_mse(student: Mapping[str, torch.Tensor], teacher: Mapping[str, torch.Tensor],
+                 layers: Iterable[str] | None = None, backend: str = "auto") -> torch.Tensor:
+    """Mean over layers of each layer's mean squared membrane difference (over T, N and features).
+
+    ``student`` and ``teacher`` are the ``.membranes`` of two :class:`MembraneRecorder` s; ``layers``
+    selects module names (default: every layer the student recorded). The gradient flows to the
+    student only. Backends: ``torch`` (reference), ``triton`` and ``cupy`` (one fused pass per layer
+    for the loss and its gradient); ``auto`` picks a fused one on CUDA.
+    """
+    names = list(student) if layers is None else list(layers)
+    if not names:
+        raise MdsnnError("membrane_mse got no layers: record the student with MembraneRecorder first")
+    for name in names:
+        if name not in student or name not in teacher:
+            side = "student" if name not in student else "teacher"
+            raise MdsnnError(f"layer {name!r} has no recorded {side} membrane; recorded: "
+                             f"{', '.join(student)}")
+        if student[name].shape != teacher[name].shape:
+            raise MdsnnError(f"layer {name!r}: student membrane {tuple(student[name].shape)} and teacher "
+                             f"membrane {tuple(teacher[name].shape)} differ in shape")
+    s = [student[n] for n in names]
+    t = [teacher[n].detach() for n in names]
+    chosen = _pick_mse_backend(backend, s[0].device)
+    return _MembraneMSE.apply(_mse_backend(chosen), len(names), *s, *t)
+
+
+class MDLoss(nn.Module):
+    """MD-SNN's objective: ``ce_weight · CE + kd_weight · KD + mem_weight · membrane MSE``.
+
+    KD is the KL divergence between the teacher's and the student's softened class distributions
+    at ``temperature`` (times temperature², as usual). Returns the total and its parts (for logs).
+    Defaults: see README "Distillation" for the experiment that chose them.
+    """
+
+    def __init__(self, ce_weight: float = 1.0, kd_weight: float = 1.0, temperature: float = 4.0,
+                 mem_weight: float = 1.0, layers: Iterable[str] | None = None, backend: str = "auto") -> None:
+        super().__init__()
+        if temperature <= 0:
+            raise MdsnnError(f"temperature must be > 0, got {temperature}")
+        self.ce_weight, self.kd_weight, self.temperature = ce_weight, kd_weight, temperature
+        self.mem_weight, self.backend = mem_weight, backend
+        self.layers = None if layers is None else list(layers)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, teacher_logits: torch.Tensor | None = None,
+                student_membranes: Mapping[str, torch.Tensor] | None = None,
+                teacher_membranes: Mapping[str, torch.Tensor] | None = None):
+        zero = logits.new_zeros((), dtype=torch.float32)
+        ce = F.cross_entropy(logits.float(), target)
+        kd = mem = zero
+        if self.kd_weight and teacher_logits is not None:
+            T = self.temperature
+            kd = F.kl_div(F.log_softmax(logits.float() / T, -1),
+                          F.log_softmax(teacher_logits.float().detach() / T, -1),
+                          reduction="batchmean", log_target=True) * T * T
+        if self.mem_weight and student_membranes is not None and teacher_membranes is not None:
+            mem = membrane_mse(student_membranes, teacher_membranes, self.layers, self.backend)
+        total = self.ce_weight * ce + self.kd_weight * kd + self.mem_weight * mem
+        return total, {"ce": ce.detach(), "kd": kd.detach(), "mem": mem.detach()}

@@ -1,0 +1,158 @@
+"""Membrane recording, the fused membrane MSE against its reference, and MDLoss."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+import torch
+from spikingjelly.activation_based import functional, layer
+from torch import nn
+
+from mdsnn_zoo.distill import MDLoss, MembraneRecorder, lif_layers, membrane_mse
+from mdsnn_zoo.errors import MdsnnError
+from mdsnn_zoo.kernels import mse_reference
+from mdsnn_zoo.neuron import QuantLIFNode
+from mdsnn_zoo.quant import quantize_model
+
+
+def _net() -> nn.Sequential:
+    net = nn.Sequential(layer.Linear(6, 9), QuantLIFNode(backend="torch"), layer.Linear(9, 7),
+                        QuantLIFNode(backend="torch"), layer.Linear(7, 3))
+    functional.set_step_mode(net, "m")
+    with torch.no_grad():  # strong enough weights that every layer fires
+        for m in net:
+            if isinstance(m, nn.Linear):
+                m.weight.mul_(4.0)
+    return net
+
+
+def test_recorder_records_every_layer_and_restores():
+    net = _net()
+    x = torch.rand(4, 5, 6) * 3
+    with MembraneRecorder(net) as rec:
+        net(x)
+        first = rec.membranes
+        assert list(first) == lif_layers(net) == ["1", "3"]
+        assert first["1"].shape == (4, 5, 9) and first["3"].shape == (4, 5, 7)
+        functional.reset_net(net)
+        net(x[:, :2])  # a new forward starts a new record
+        assert rec.membranes["1"].shape == (4, 2, 9)
+    assert not net[1].store_h_seq and net[1].h_seq is None
+    with MembraneRecorder(net, layers=["3"]) as rec:
+        functional.reset_net(net)
+        net(x)
+        assert list(rec.membranes) == ["3"]
+    with pytest.raises(MdsnnError, match="no QuantLIFNode named 'lif9'"):
+        MembraneRecorder(net, layers=["lif9"])
+
+
+def test_recorder_single_step_concatenates_steps():
+    net = _net()
+    functional.set_step_mode(net, "s")
+    x = torch.rand(4, 5, 6) * 3
+    with MembraneRecorder(net) as rec:
+        for t in range(4):
+            net(x[t])
+        assert rec.membranes["1"].shape == (4, 5, 9)
+        rec.clear()
+        assert not rec.membranes
+
+
+def test_membrane_mse_reference_value_and_student_only_gradient():
+    g = torch.Generator().manual_seed(0)
+    s = {"a": torch.randn(3, 4, 5, generator=g, requires_grad=True),
+         "b": torch.randn(3, 4, 2, generator=g, requires_grad=True)}
+    t = {"a": torch.randn(3, 4, 5, generator=g, requires_grad=True),
+         "b": torch.randn(3, 4, 2, generator=g, requires_grad=True)}
+    loss = membrane_mse(s, t, backend="torch")
+    want = ((s["a"] - t["a"]) ** 2).mean() / 2 + ((s["b"] - t["b"]) ** 2).mean() / 2
+    torch.testing.assert_close(loss, want)
+    (2.5 * loss).backward()
+    auto = torch.autograd.grad(2.5 * want, [s["a"], s["b"]])
+    torch.testing.assert_close(s["a"].grad, auto[0])
+    torch.testing.assert_close(s["b"].grad, auto[1])
+    assert t["a"].grad is None and t["b"].grad is None
+    only_b = membrane_mse(s, t, layers=["b"], backend="torch")
+    torch.testing.assert_close(only_b, ((s["b"] - t["b"]) ** 2).mean())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_fused_triton_mse_matches_reference_across_hundreds_of_blocks(dtype):
+    if "triton" not in QuantLIFNode.available_backends():
+        pytest.skip("triton needs a GPU or TRITON_INTERPRET=1")
+    from mdsnn_zoo.kernels import mse_triton
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    g = torch.Generator().manual_seed(1)
+    n = mse_triton.BLOCK * 300 + 123  # 301 blocks, the last one partial
+    s = torch.randn(n, generator=g).to(device, dtype)
+    t = torch.randn(n, generator=g).to(device, dtype)
+    want_sum, want_grad = mse_reference.forward(s, t, 0.37, True)
+    got_sum, got_grad = mse_triton.forward(s, t, 0.37, True)
+    torch.testing.assert_close(got_sum, want_sum, rtol=1e-5, atol=0)
+    if dtype == torch.bfloat16 and device == "cpu":  # the interpreter truncates to bfloat16
+        torch.testing.assert_close(got_grad, want_grad, rtol=2**-7, atol=0)
+    else:
+        assert torch.equal(got_grad, want_grad)
+    s2 = {"x": s.view(1, -1).requires_grad_()}
+    t2 = {"x": t.view(1, -1)}
+    torch.testing.assert_close(membrane_mse(s2, t2, backend="triton"), want_sum / n, rtol=1e-5, atol=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_fused_cupy_mse_matches_reference():
+    pytest.importorskip("cupy")
+    from mdsnn_zoo.kernels import mse_cupy
+
+    for dtype in (torch.float32, torch.float16, torch.bfloat16):
+        s = torch.randn(256 * 4096 * 3 + 7, device="cuda").to(dtype)
+        t = torch.randn_like(s)
+        want = mse_reference.forward(s, t, 0.5, True)
+        got = mse_cupy.forward(s, t, 0.5, True)
+        torch.testing.assert_close(got[0], want[0], rtol=1e-5, atol=0)
+        assert torch.equal(got[1], want[1])
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not on PATH")
+def test_cupy_mse_source_compiles(tmp_path):
+    from mdsnn_zoo.kernels import mse_cupy
+
+    out = subprocess.run(["nvcc", "-arch=sm_80", "-cubin", "--std=c++17", "-DMDSNN_COMPILE_CHECK", "-Werror",
+                          "all-warnings", "-o", str(tmp_path / "mse.cubin"), str(mse_cupy.SOURCE)],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
+def test_membrane_mse_errors():
+    s = {"a": torch.zeros(2, 3)}
+    with pytest.raises(MdsnnError, match="layer 'b' has no recorded student membrane"):
+        membrane_mse(s, {"b": torch.zeros(2, 3)}, layers=["b"])
+    with pytest.raises(MdsnnError, match="differ in shape"):
+        membrane_mse(s, {"a": torch.zeros(2, 4)})
+    with pytest.raises(MdsnnError, match="unknown membrane_mse backend"):
+        membrane_mse(s, s, backend="numba")
+    with pytest.raises(MdsnnError, match="got no layers"):
+        membrane_mse({}, {})
+
+
+def test_mdloss_parts_and_distillation_gradient_reaches_the_student():
+    teacher = _net()
+    student = quantize_model(teacher, w_bits=2, u_bits=2, first_last_bits=None)
+    x, y = torch.rand(4, 8, 6) * 3, torch.randint(0, 3, (8,))
+    with MembraneRecorder(teacher) as t_rec, MembraneRecorder(student) as s_rec:
+        with torch.no_grad():
+            t_logits = teacher(x).mean(0)
+        s_logits = student(x).mean(0)
+        loss, parts = MDLoss(kd_weight=0.5, mem_weight=2.0)(s_logits, y, t_logits, s_rec.membranes,
+                                                             t_rec.membranes)
+    mem = membrane_mse(s_rec.membranes, t_rec.membranes, backend="torch")
+    torch.testing.assert_close(loss, parts["ce"] + 0.5 * parts["kd"] + 2.0 * parts["mem"])
+    torch.testing.assert_close(parts["mem"], mem.detach())
+    assert parts["kd"] > 0 and parts["mem"] > 0
+    loss.backward()
+    assert student[1].delta.grad is not None and student[2].weight_quant.scale.grad.abs().sum() > 0
+    assert all(p.grad is None for p in teacher.parameters())
+    with pytest.raises(MdsnnError, match="temperature must be > 0"):
+        MDLoss(temperature=0)
