@@ -18,6 +18,7 @@ from mdsnn_zoo.quant import quantize_model
 
 
 def _net() -> nn.Sequential:
+    torch.manual_seed(0)
     net = nn.Sequential(layer.Linear(6, 9), QuantLIFNode(backend="torch"), layer.Linear(9, 7),
                         QuantLIFNode(backend="torch"), layer.Linear(7, 3))
     functional.set_step_mode(net, "m")
@@ -138,6 +139,7 @@ def test_membrane_mse_errors():
 
 
 def test_mdloss_parts_and_distillation_gradient_reaches_the_student():
+    torch.manual_seed(0)
     teacher = _net()
     student = quantize_model(teacher, w_bits=2, u_bits=2, first_last_bits=None)
     x, y = torch.rand(4, 8, 6) * 3, torch.randint(0, 3, (8,))
