@@ -124,7 +124,8 @@ class _MembraneMSE(torch.autograd.Function):
         for i, (s, t) in enumerate(zip(students, teachers, strict=True)):
             n = max(s.numel(), 1)
             need = ctx.needs_input_grad[2 + i]
-            loss_sum, g = backend.forward(s, t.to(s.dtype), 2.0 / (n * n_layers), need)
+            with torch.autocast(s.device.type, enabled=False):
+                loss_sum, g = backend.forward(s, t.to(s.dtype), 2.0 / (n * n_layers), need)
             total = total + loss_sum / n
             grads.append(g)
         ctx.with_grad = [g is not None for g in grads]

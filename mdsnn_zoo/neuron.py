@@ -91,7 +91,8 @@ class _LIFFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, v0, delta, backend: ModuleType, p: LIFParams, need_h: bool, save: bool):
-        spikes, v_last, h_seq, state, frac = backend.forward(x, v0, delta, p, need_h, save)
+        with torch.autocast(x.device.type, enabled=False):  # the kernels choose their own precision
+            spikes, v_last, h_seq, state, frac = backend.forward(x, v0, delta, p, need_h, save)
         ctx.save_for_backward(state, frac, delta)
         ctx.backend, ctx.p, ctx.x_dtype = backend, p, x.dtype
         ctx.set_materialize_grads(False)
@@ -102,8 +103,9 @@ class _LIFFunction(torch.autograd.Function):
         state, frac, delta = ctx.saved_tensors
         if grad_s is None:
             grad_s = torch.zeros(state.shape, dtype=ctx.x_dtype, device=state.device)
-        grad_x, grad_v0, grad_delta = ctx.backend.backward(
-            grad_s, grad_v, grad_h, state, frac, delta, ctx.p, ctx.x_dtype)
+        with torch.autocast(state.device.type, enabled=False):
+            grad_x, grad_v0, grad_delta = ctx.backend.backward(
+                grad_s, grad_v, grad_h, state, frac, delta, ctx.p, ctx.x_dtype)
         return grad_x, grad_v0, grad_delta, None, None, None, None
 
 

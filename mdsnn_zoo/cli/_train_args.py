@@ -1,0 +1,54 @@
+"""Arguments shared by ``train``, ``distill`` and ``finetune``: one flag per TrainConfig field."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import typing
+
+from mdsnn_zoo.train import TrainConfig
+
+_SKIP = {"method", "arch_kwargs"}
+
+
+def _parse_optional_int(text: str) -> int | None:
+    return None if text.lower() == "none" else int(text)
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, defaults: dict) -> None:
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in _SKIP:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        default = defaults.get(f.name, f.default if f.default is not dataclasses.MISSING else None)
+        hint = hints[f.name]
+        if hint is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+        elif hint in (int | None,):
+            parser.add_argument(flag, type=_parse_optional_int, default=default, metavar="N")
+        elif hint is int:
+            parser.add_argument(flag, type=int, default=default, metavar="N")
+        elif hint is float:
+            parser.add_argument(flag, type=float, default=default, metavar="X")
+        else:
+            parser.add_argument(flag, default=default, metavar=f.name.upper())
+    parser.add_argument("--arch-kwargs", type=json.loads, default={}, metavar="JSON",
+                        help='extra architecture arguments, e.g. \'{"width": 48}\'')
+
+
+def config_from_args(args: argparse.Namespace, method: str) -> TrainConfig:
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if f.name not in _SKIP}
+    return TrainConfig(method=method, arch_kwargs=args.arch_kwargs, **values)
+
+
+def run_training(cfg: TrainConfig) -> int:
+    from mdsnn_zoo.bench.common import tune_cpu_allocator
+    from mdsnn_zoo.train import train
+
+    if cfg.device in ("auto", "cpu"):
+        tune_cpu_allocator()
+    result = train(cfg)
+    print(json.dumps(result))
+    return 0

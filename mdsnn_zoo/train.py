@@ -1,0 +1,488 @@
+"""Training: full precision, naive QAT, MD distillation and fine-tuning, on a CPU, a GPU or several
+GPUs/processes through ``torchrun`` (DDP: NCCL on GPUs, gloo on CPUs).
+
+    cfg = TrainConfig(method="md", arch="small_cnn", teacher="runs/fp/best.safetensors",
+                      w_bits=2, u_bits=2, epochs=10, out_dir="runs/md")
+    train(cfg)
+
+Data order and augmentation come from generators seeded by ``seed`` (the epoch's permutation is a
+function of seed and epoch; the augmentation generator's state is checkpointed), so a run resumed
+from a checkpoint ends, on the CPU, with the same weights as one that never stopped. Checkpoints
+(``last.safetensors`` every ``checkpoint_every`` steps and each epoch, ``best.safetensors`` by the
+held-out validation accuracy) are written atomically; the test split is never used here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from spikingjelly.activation_based import functional
+from torch import nn
+
+from mdsnn_zoo import checkpoint as ckpt
+from mdsnn_zoo.data import dataset_info, get_dataset
+from mdsnn_zoo.data._base import TensorImageDataset
+from mdsnn_zoo.distill import MDLoss, MembraneRecorder
+from mdsnn_zoo.errors import MdsnnError
+from mdsnn_zoo.models import build_model
+from mdsnn_zoo.quant import quantize_model
+
+METHODS = ("fp", "qat", "md", "finetune")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on; stored in every checkpoint."""
+
+    method: str = "fp"  # fp | qat | md | finetune
+    arch: str = "small_cnn"
+    arch_kwargs: dict = field(default_factory=dict)
+    dataset: str = "fashion-mnist"
+    data_root: str | None = None
+    time_steps: int = 4
+    w_bits: int | None = None  # qat/md: weight bits; None = float
+    u_bits: int | None = None  # qat/md: membrane bits
+    first_last_bits: int | None = 8
+    pot: bool = False
+    teacher: str | None = None  # md: checkpoint of the float teacher (also the student's start)
+    init: str | None = None  # qat/finetune: checkpoint to start from
+    epochs: int = 10
+    max_steps: int | None = None  # stop after this many steps (tests, quick checks)
+    batch_size: int = 128
+    optimizer: str = "sgd"  # sgd | adamw
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    warmup_epochs: float = 0.5
+    label_smoothing: float = 0.0
+    augment: bool = True
+    val_size: int = 5000  # held out from the training split, for choosing checkpoints
+    train_subset: int | None = None  # use only this many training samples (quick runs)
+    kd_weight: float = 1.0
+    temperature: float = 4.0
+    mem_weight: float = 1.0
+    amp: bool = True  # bfloat16 autocast
+    channels_last: bool = True
+    seed: int = 0
+    out_dir: str = "runs/run"
+    checkpoint_every: int = 0  # steps; 0: each epoch only
+    resume: bool = False
+    device: str = "auto"
+    threads: int | None = None
+    progress: bool = True
+    tensorboard: bool = True
+
+
+# -- data --------------------------------------------------------------------------------------------
+
+def split_indices(n: int, val_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train, val) indices of a training split: a fixed permutation (seed 0), the last val_size held out."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+    if not 0 <= val_size < n:
+        raise MdsnnError(f"val_size must be in [0, {n}), got {val_size}")
+    return perm[: n - val_size], perm[n - val_size:]
+
+
+def augment_batch(x: torch.Tensor, gen: torch.Generator, pad: int = 2, flip: bool = True,
+                  erase_p: float = 0.25) -> torch.Tensor:
+    """Random crop (zero padding ``pad``), horizontal flip and random erasing, per sample, batched.
+
+    ``x: [N, C, H, W]`` float (normalised); draws from ``gen`` only, so it replays on resume.
+    """
+    n, c, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+    rows = (dy[:, None] + torch.arange(h)[None, :])[:, None, :, None].expand(n, c, h, w)
+    cols = (dx[:, None] + torch.arange(w)[None, :])[:, None, None, :].expand(n, c, h, w)
+    n_idx = torch.arange(n)[:, None, None, None]
+    c_idx = torch.arange(c)[None, :, None, None]
+    out = padded[n_idx, c_idx, rows, cols]  # [N, C, H, W], each sample its own offset
+    if flip:
+        mask = torch.rand(n, generator=gen) < 0.5
+        out = torch.where(mask[:, None, None, None], out.flip(-1), out)
+    if erase_p > 0:
+        apply = torch.rand(n, generator=gen) < erase_p
+        eh = torch.randint(h // 8, h // 2 + 1, (n,), generator=gen)
+        ew = torch.randint(w // 8, w // 2 + 1, (n,), generator=gen)
+        y0 = (torch.rand(n, generator=gen) * (h - eh + 1)).long()
+        x0 = (torch.rand(n, generator=gen) * (w - ew + 1)).long()
+        ys, xs = torch.arange(h)[None, :], torch.arange(w)[None, :]
+        inside = ((ys >= y0[:, None]) & (ys < (y0 + eh)[:, None]))[:, :, None] & \
+                 ((xs >= x0[:, None]) & (xs < (x0 + ew)[:, None]))[:, None, :]
+        out = out.masked_fill((inside & apply[:, None, None])[:, None], 0.0)
+    return out
+
+
+class Batches:
+    """Batches of an in-memory split, in the order of a (seed, epoch) permutation, optionally sharded
+    across DDP ranks and started part-way (resume)."""
+
+    def __init__(self, dataset: TensorImageDataset, indices: torch.Tensor, batch_size: int,
+                 shuffle: bool, seed: int = 0, rank: int = 0, world: int = 1) -> None:
+        self.dataset, self.indices, self.batch_size = dataset, indices, batch_size
+        self.shuffle, self.seed, self.rank, self.world = shuffle, seed, rank, world
+
+    def steps_per_epoch(self) -> int:
+        if self.shuffle:  # training: equal whole batches on every rank, the remainder dropped
+            return len(self.indices) // self.world // self.batch_size
+        return math.ceil(math.ceil(len(self.indices) / self.world) / self.batch_size)
+
+    def epoch(self, epoch: int, start_step: int = 0):
+        idx = self.indices
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 100003 + epoch)
+            idx = idx[torch.randperm(len(idx), generator=g)]
+            idx = idx[: len(idx) // self.world * self.world]
+        idx = idx[self.rank::self.world]
+        for step in range(start_step, self.steps_per_epoch()):
+            sel = idx[step * self.batch_size:(step + 1) * self.batch_size]
+            images = self.dataset.data[sel].to(torch.float32).div_(255.0)
+            if self.dataset.normalize:
+                images = (images - self.dataset._mean) / self.dataset._std
+            yield images, self.dataset.targets[sel]
+
+
+# -- model setup ------------------------------------------------------------------------------------
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if torch.cuda.is_available() \
+            else torch.device("cpu")
+    return torch.device(name)
+
+
+def make_model(cfg: TrainConfig) -> nn.Module:
+    info = dataset_info(cfg.dataset)
+    kwargs = dict(num_classes=info.num_classes, in_channels=info.input_shape[0], time_steps=cfg.time_steps)
+    kwargs.update(cfg.arch_kwargs)
+    return build_model(cfg.arch, **kwargs)
+
+
+def load_weights(model: nn.Module, path: str) -> dict:
+    """Load a checkpoint's model state into ``model``; returns the checkpoint's info."""
+    tensors, header = ckpt.read_checkpoint(path)
+    missing, unexpected = model.load_state_dict(ckpt.model_state(tensors), strict=False)
+    if unexpected or missing:
+        raise MdsnnError(f"{path} does not fit this model: missing {missing[:3]}, unexpected {unexpected[:3]}; "
+                         "check --arch and the bits")
+    return header.get("info", {})
+
+
+def build_student_and_teacher(cfg: TrainConfig) -> tuple[nn.Module, nn.Module | None]:
+    """The network to train and, for MD, the frozen float teacher."""
+    if cfg.method not in METHODS:
+        raise MdsnnError(f"method must be one of {', '.join(METHODS)}, got {cfg.method!r}")
+    model = make_model(cfg)
+    teacher = None
+    if cfg.method == "md":
+        if not cfg.teacher:
+            raise MdsnnError("method 'md' needs a teacher checkpoint (--teacher PATH)")
+        load_weights(model, cfg.teacher)
+        teacher = model
+        model = quantize_model(teacher, cfg.w_bits or 8, cfg.u_bits, first_last_bits=cfg.first_last_bits,
+                               pot=cfg.pot)
+        teacher.eval().requires_grad_(False)
+    elif cfg.method in ("qat", "finetune"):
+        if cfg.init:
+            _, header = ckpt.read_checkpoint(cfg.init)
+            saved = header.get("info", {}).get("config", {})
+            if saved.get("w_bits") is not None:  # a quantized checkpoint: same student, then its weights
+                model = quantize_model(model, saved["w_bits"], saved.get("u_bits"),
+                                       first_last_bits=saved.get("first_last_bits", 8), pot=saved.get("pot", False))
+            load_weights(model, cfg.init)
+        quantized = any(hasattr(m, "weight_quant") for m in model.modules())
+        if cfg.w_bits is not None and not quantized:
+            model = quantize_model(model, cfg.w_bits, cfg.u_bits, first_last_bits=cfg.first_last_bits, pot=cfg.pot)
+    return model, teacher
+
+
+# -- evaluation ----------------------------------------------------------------------------------------
+
+@torch.no_grad()
+def evaluate(model: nn.Module, batches, device: torch.device, amp: bool = False,
+             teacher: nn.Module | None = None) -> dict[str, float]:
+    """Top-1 (%), mean spike rate, and for a student with a teacher the mean membrane MSE to it."""
+    model.eval()
+    correct = total = 0
+    spikes = neurons = 0.0
+    mse_sum, mse_batches = 0.0, 0
+    from spikingjelly.activation_based import monitor
+
+    from mdsnn_zoo.distill import membrane_mse
+    from mdsnn_zoo.neuron import QuantLIFNode
+
+    rate = monitor.OutputMonitor(model, QuantLIFNode, lambda s: (s.float().sum().item(), s.numel()))
+    for x, y in batches:
+        x, y = x.to(device), y.to(device)
+        functional.reset_net(model)
+        with _autocast(device, amp):
+            if teacher is not None:
+                functional.reset_net(teacher)
+                with MembraneRecorder(teacher) as t_rec, MembraneRecorder(model) as s_rec:
+                    teacher(x)
+                    logits = model(x)
+                mse_sum += membrane_mse(s_rec.membranes, t_rec.membranes).item()
+                mse_batches += 1
+            else:
+                logits = model(x)
+        correct += (logits.argmax(1) == y).sum().item()
+        total += len(y)
+        for s, n in rate.records:
+            spikes += s
+            neurons += n
+        rate.clear_recorded_data()
+    rate.remove_hooks()
+    out = {"top1": 100.0 * correct / max(total, 1), "spike_rate": spikes / max(neurons, 1), "samples": total}
+    if teacher is not None:
+        out["membrane_mse"] = mse_sum / max(mse_batches, 1)
+    return out
+
+
+def _autocast(device: torch.device, enabled: bool):
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+# -- training ---------------------------------------------------------------------------------------
+
+def _lr_lambda(total_steps: int, warmup_steps: int):
+    def f(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return f
+
+
+def _make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim <= 1 else decay).append(p)  # no decay on biases, BN, scales and steps
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr)
+    raise MdsnnError(f"optimizer must be 'sgd' or 'adamw', got {cfg.optimizer!r}")
+
+
+@dataclass
+class _Dist:
+    rank: int = 0
+    world: int = 1
+    local: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _init_distributed(device_hint: str) -> _Dist:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return _Dist()
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() and device_hint != "cpu" else "gloo"
+        dist.init_process_group(backend)
+    return _Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
+    """Run (or resume) a training; returns the final metrics. Rank 0 writes checkpoints and logs."""
+    ddp = _init_distributed(cfg.device)
+    device = _device(cfg.device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    out = Path(cfg.out_dir)
+    last_path, best_path = out / "last.safetensors", out / "best.safetensors"
+
+    model, teacher = build_student_and_teacher(cfg)
+    model.to(device)
+    if teacher is not None:
+        teacher.to(device)
+    if cfg.channels_last and device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+
+    data = get_dataset(cfg.dataset, "train", root=cfg.data_root)
+    if not isinstance(data, TensorImageDataset):
+        raise MdsnnError(f"the trainer reads in-memory image data sets; {cfg.dataset} is not one yet")
+    train_idx, val_idx = split_indices(len(data), cfg.val_size)
+    if cfg.train_subset:
+        train_idx = train_idx[: cfg.train_subset]
+    train_batches = Batches(data, train_idx, cfg.batch_size, True, cfg.seed, ddp.rank, ddp.world)
+    val_batches = Batches(data, val_idx, 256, False)
+    steps_per_epoch = train_batches.steps_per_epoch()
+    if steps_per_epoch == 0:
+        raise MdsnnError(f"batch size {cfg.batch_size} is larger than the training data on each process")
+    total_steps = cfg.epochs * steps_per_epoch
+    if cfg.max_steps:
+        total_steps = min(total_steps, cfg.max_steps)
+
+    optimizer = _make_optimizer(cfg, model)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, _lr_lambda(cfg.epochs * steps_per_epoch, int(cfg.warmup_epochs * steps_per_epoch)))
+    aug_gen = torch.Generator().manual_seed(cfg.seed * 7919 + ddp.rank)
+    step, best = 0, -1.0
+    if cfg.resume and last_path.exists():
+        info, extra = ckpt.restore(last_path, model, optimizer, scheduler)
+        step, best = info["step"], info.get("best_val_top1", -1.0)
+        aug_gen.set_state(extra[f"aug_rng_{ddp.rank}"] if f"aug_rng_{ddp.rank}" in extra else extra["aug_rng_0"])
+        torch.set_rng_state(extra["torch_rng"])
+        if ddp.main:
+            log(f"resumed from {last_path} at step {step}")
+
+    net = nn.parallel.DistributedDataParallel(model) if ddp.world > 1 else model
+    loss_fn = MDLoss(kd_weight=cfg.kd_weight if teacher is not None else 0.0, temperature=cfg.temperature,
+                     mem_weight=cfg.mem_weight if teacher is not None else 0.0)
+    logger = _RunLog(out, cfg) if ddp.main else None
+
+    def save(path: Path, **metrics) -> None:
+        rngs = {"torch_rng": torch.get_rng_state()}
+        states = [aug_gen.get_state()]
+        if ddp.world > 1:
+            gathered = [torch.empty_like(states[0]) for _ in range(ddp.world)]
+            dist.all_gather_object(gathered, states[0])
+            states = gathered
+        for r, s in enumerate(states):
+            rngs[f"aug_rng_{r}"] = s
+        if ddp.main:
+            ckpt.save_checkpoint(path, model, optimizer, scheduler, rngs, config=asdict(cfg), step=step,
+                                 epoch=step / steps_per_epoch, best_val_top1=best, **metrics)
+
+    start = time.perf_counter()
+    seen = 0
+    while step < total_steps:
+        epoch, in_epoch = divmod(step, steps_per_epoch)
+        net.train()
+        if teacher is not None:
+            teacher.eval()
+        bar = _progress(cfg, ddp, steps_per_epoch, in_epoch, epoch)
+        for x, y in train_batches.epoch(epoch, in_epoch):
+            if cfg.augment:
+                x = augment_batch(x, aug_gen)
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            functional.reset_net(model)
+            with _autocast(device, cfg.amp):
+                if teacher is not None:
+                    functional.reset_net(teacher)
+                    with MembraneRecorder(teacher) as t_rec, MembraneRecorder(model) as s_rec:
+                        with torch.no_grad():
+                            t_logits = teacher(x)
+                        logits = net(x)
+                    loss, parts = loss_fn(logits, y, t_logits, s_rec.membranes, t_rec.membranes)
+                else:
+                    logits = net(x)
+                    loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+                    parts = {"ce": loss.detach()}
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            seen += len(y) * ddp.world
+            acc = (logits.argmax(1) == y).float().mean().item() * 100
+            rate = seen / (time.perf_counter() - start)
+            if logger:
+                logger.step(step, epoch, loss.item(), {k: v.item() for k, v in parts.items()}, acc,
+                            scheduler.get_last_lr()[0], rate)
+            if bar is not None:
+                bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{acc:.1f}", img_s=f"{rate:.0f}")
+                bar.update(1)
+            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+                save(last_path)
+            if step >= total_steps:
+                break
+        if bar is not None:
+            bar.close()
+        if step % steps_per_epoch == 0 or step >= total_steps:
+            val = evaluate(model, val_batches.epoch(0), device, cfg.amp) if len(val_idx) else {"top1": 0.0}
+            if ddp.main:
+                log(f"epoch {step / steps_per_epoch:.2f}: val top-1 {val['top1']:.2f}%")
+                if logger:
+                    logger.epoch(step, val)
+            if val["top1"] > best:
+                best = val["top1"]
+                save(best_path, val_top1=val["top1"])
+            save(last_path, val_top1=val["top1"])
+    if logger:
+        logger.close()
+    result = {"step": step, "best_val_top1": best}
+    if ddp.world > 1:
+        dist.barrier()
+    return result
+
+
+def _progress(cfg: TrainConfig, ddp: _Dist, total: int, initial: int, epoch: int):
+    if not (cfg.progress and ddp.main):
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False)
+
+
+class _RunLog:
+    """CSV (``log.csv``, ``epochs.csv``), TensorBoard (``tb/``) and ``config.json`` in the run folder."""
+
+    def __init__(self, out: Path, cfg: TrainConfig) -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+        self.steps = open(out / "log.csv", "a", newline="")
+        self.epochs = open(out / "epochs.csv", "a", newline="")
+        self.step_writer = csv.writer(self.steps)
+        self.epoch_writer = csv.writer(self.epochs)
+        if self.steps.tell() == 0:
+            self.step_writer.writerow(["step", "epoch", "loss", "ce", "kd", "mem", "train_acc", "lr", "img_s"])
+        if self.epochs.tell() == 0:
+            self.epoch_writer.writerow(["step", "val_top1", "spike_rate"])
+        self.tb = None
+        if cfg.tensorboard:
+            with contextlib.suppress(ImportError):
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(out / "tb"))
+
+    def step(self, step: int, epoch: int, loss: float, parts: dict, acc: float, lr: float, rate: float) -> None:
+        losses = (f"{parts.get(k, 0.0):.5f}" for k in ("ce", "kd", "mem"))
+        self.step_writer.writerow([step, epoch, f"{loss:.5f}", *losses, f"{acc:.2f}", f"{lr:.6f}", f"{rate:.1f}"])
+        if self.tb:
+            self.tb.add_scalar("train/loss", loss, step)
+            for k, v in parts.items():
+                self.tb.add_scalar(f"train/{k}", v, step)
+            self.tb.add_scalar("train/lr", lr, step)
+
+    def epoch(self, step: int, val: dict) -> None:
+        self.epoch_writer.writerow([step, f"{val['top1']:.3f}", f"{val.get('spike_rate', 0):.4f}"])
+        self.epochs.flush()
+        self.steps.flush()
+        if self.tb:
+            self.tb.add_scalar("val/top1", val["top1"], step)
+
+    def close(self) -> None:
+        self.steps.close()
+        self.epochs.close()
+        if self.tb:
+            self.tb.close()
+
+
+def config_from_dict(d: dict) -> TrainConfig:
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in d.items() if k in names})
