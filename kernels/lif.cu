@@ -46,14 +46,31 @@ __device__ __forceinline__ float surrogate_grad(float u, float alpha, int kind) 
     return fabsf(u) < 0.5f / alpha ? alpha : 0.0f;
 }
 
+// Sum ``value`` over the block (warp shuffles, then one warp over the warps) into out[blockIdx.x].
+__device__ __forceinline__ void block_reduce(float value, float* block_sum, float* out) {
+    for (int off = 16; off > 0; off >>= 1) value += __shfl_down_sync(0xffffffffu, value, off);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) block_sum[warp] = value;
+    __syncthreads();
+    if (warp == 0) {
+        value = lane < ((blockDim.x + 31) >> 5) ? block_sum[lane] : 0.0f;
+        for (int off = 16; off > 0; off >>= 1) value += __shfl_down_sync(0xffffffffu, value, off);
+        if (lane == 0) out[blockIdx.x] = value;
+    }
+}
+
 template <typename Tin>
 __global__ void lif_fwd(const Tin* __restrict__ x, long long sxt, long long sxm,
                         const float* __restrict__ v0, const float* __restrict__ delta,
                         Tin* __restrict__ s_out, float* __restrict__ v_last,
                         float* __restrict__ h_state, signed char* __restrict__ q_state,
                         f16* __restrict__ frac_out, Tin* __restrict__ h_out,
+                        const Tin* __restrict__ target, float* __restrict__ mse_partial,
                         long long M, int T, float tau, float v_th, float v_rst,
-                        int quant, int hard, int decay, int need_h, int save, int qmin, int qmax) {
+                        int quant, int hard, int decay, int need_h, int save, int has_target,
+                        int qmin, int qmax) {
+    __shared__ float block_sum[32];
+    float err = 0.0f;
     const float fqmin = (float)qmin, fqmax = (float)qmax;
     float d = 1.0f, theta = 0.0f, r = v_rst;
     if (quant) {
@@ -84,17 +101,20 @@ __global__ void lif_fwd(const Tin* __restrict__ x, long long sxt, long long sxm,
                     frac_out[o] = from_f32<f16>(frac);
                 }
                 if (need_h) h_out[o] = from_f32<Tin>(q * d);
+                if (has_target) { const float e = q * d - to_f32(target[o]); err += e * e; }
             } else {
                 s = h >= v_th ? 1.0f : 0.0f;
                 v = hard ? __fadd_rn(__fmul_rn(h, 1.0f - s), __fmul_rn(v_rst, s))
                          : __fsub_rn(h, __fmul_rn(v_th, s));
                 if (save) h_state[o] = h;
                 if (need_h) h_out[o] = from_f32<Tin>(h);
+                if (has_target) { const float e = h - to_f32(target[o]); err += e * e; }
             }
             s_out[o] = from_f32<Tin>(s);
         }
         v_last[i] = quant ? v * d : v;
     }
+    if (has_target) block_reduce(err, block_sum, mse_partial);
 }
 
 template <typename Tin>
@@ -104,9 +124,10 @@ __global__ void lif_bwd(const Tin* __restrict__ gs, long long sgt, long long sgm
                         const float* __restrict__ h_state, const signed char* __restrict__ q_state,
                         const f16* __restrict__ frac_in, const float* __restrict__ delta,
                         Tin* __restrict__ gx, float* __restrict__ gv0, float* __restrict__ gdelta_partial,
+                        const Tin* __restrict__ target, const float* __restrict__ coef_ptr,
                         long long M, int T, float tau, float v_th, float v_rst, float alpha,
                         int quant, int hard, int decay, int detach, int sg_kind, int has_gv, int has_gh,
-                        int qmin, int qmax) {
+                        int has_target, int qmin, int qmax) {
     __shared__ float block_sum[32];
     const float fqmin = (float)qmin, fqmax = (float)qmax;
     const float inv_tau = 1.0f / tau;
@@ -117,13 +138,14 @@ __global__ void lif_bwd(const Tin* __restrict__ gs, long long sgt, long long sgm
         r = clampf(floorf(__fdiv_rn(v_rst, d) + 0.5f), fqmin, fqmax);
     }
     float gdelta = 0.0f;
+    const float coef = has_target ? coef_ptr[0] : 0.0f;
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < M;
          i += (long long)gridDim.x * blockDim.x) {
         float gv = has_gv ? gv_last[i] : 0.0f;
         for (int t = T - 1; t >= 0; --t) {
             const long long o = t * M + i;
             float g_s = to_f32(gs[t * sgt + i * sgm]);
-            float u, s, dv_ds, q = 0.0f, fc = 0.0f;
+            float u, s, dv_ds, q = 0.0f, fc = 0.0f, hv = 0.0f;
             if (quant) {
                 q = (float)q_state[o];
                 fc = to_f32(frac_in[o]);
@@ -132,6 +154,7 @@ __global__ void lif_bwd(const Tin* __restrict__ gs, long long sgt, long long sgm
                 dv_ds = hard ? (r - q) * d : -theta * d;
             } else {
                 const float h = h_state[o];
+                hv = h;
                 u = h - v_th;
                 s = u >= 0.0f ? 1.0f : 0.0f;
                 dv_ds = hard ? v_rst - h : -v_th;
@@ -141,6 +164,7 @@ __global__ void lif_bwd(const Tin* __restrict__ gs, long long sgt, long long sgm
             const float g_u = g_s * surrogate_grad(u, alpha, sg_kind);
             float g_hq = g_u + gv * dv_dh;
             if (has_gh) g_hq += to_f32(gh[t * sht + i * shm]);
+            if (has_target) g_hq += coef * ((quant ? q * d : hv) - to_f32(target[o]));
             float g_h = g_hq;
             if (quant) {
                 const bool inside = fc != FRAC_OUT;
@@ -154,37 +178,29 @@ __global__ void lif_bwd(const Tin* __restrict__ gs, long long sgt, long long sgm
         }
         gv0[i] = gv;
     }
-    if (quant) {  // block reduction of Δ's gradient: warp shuffles, then one warp over the warps
-        for (int off = 16; off > 0; off >>= 1) gdelta += __shfl_down_sync(0xffffffffu, gdelta, off);
-        const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-        if (lane == 0) block_sum[warp] = gdelta;
-        __syncthreads();
-        if (warp == 0) {
-            const int nwarps = (blockDim.x + 31) >> 5;
-            gdelta = lane < nwarps ? block_sum[lane] : 0.0f;
-            for (int off = 16; off > 0; off >>= 1) gdelta += __shfl_down_sync(0xffffffffu, gdelta, off);
-            if (lane == 0) gdelta_partial[blockIdx.x] = gdelta;
-        }
-    }
+    if (quant) block_reduce(gdelta, block_sum, gdelta_partial);  // Δ's gradient, per block
 }
 
 #ifdef MDSNN_COMPILE_CHECK  // nvcc -DMDSNN_COMPILE_CHECK: instantiate what lif_cupy.py asks for
 template __global__ void lif_fwd<float>(const float*, long long, long long, const float*, const float*,
-    float*, float*, float*, signed char*, f16*, float*, long long, int, float, float, float,
-    int, int, int, int, int, int, int);
+    float*, float*, float*, signed char*, f16*, float*, const float*, float*, long long, int, float, float, float,
+    int, int, int, int, int, int, int, int);
 template __global__ void lif_fwd<f16>(const f16*, long long, long long, const float*, const float*,
-    f16*, float*, float*, signed char*, f16*, f16*, long long, int, float, float, float,
-    int, int, int, int, int, int, int);
+    f16*, float*, float*, signed char*, f16*, f16*, const f16*, float*, long long, int, float, float, float,
+    int, int, int, int, int, int, int, int);
 template __global__ void lif_fwd<bf16>(const bf16*, long long, long long, const float*, const float*,
-    bf16*, float*, float*, signed char*, f16*, bf16*, long long, int, float, float, float,
-    int, int, int, int, int, int, int);
+    bf16*, float*, float*, signed char*, f16*, bf16*, const bf16*, float*, long long, int, float, float, float,
+    int, int, int, int, int, int, int, int);
 template __global__ void lif_bwd<float>(const float*, long long, long long, const float*, const float*,
     long long, long long, const float*, const signed char*, const f16*, const float*, float*,
-    float*, float*, long long, int, float, float, float, float, int, int, int, int, int, int, int, int, int);
+    float*, float*, const float*, const float*, long long, int, float, float, float, float,
+    int, int, int, int, int, int, int, int, int, int);
 template __global__ void lif_bwd<f16>(const f16*, long long, long long, const float*, const f16*,
     long long, long long, const float*, const signed char*, const f16*, const float*, f16*,
-    float*, float*, long long, int, float, float, float, float, int, int, int, int, int, int, int, int, int);
+    float*, float*, const f16*, const float*, long long, int, float, float, float, float,
+    int, int, int, int, int, int, int, int, int, int);
 template __global__ void lif_bwd<bf16>(const bf16*, long long, long long, const float*, const bf16*,
     long long, long long, const float*, const signed char*, const f16*, const float*, bf16*,
-    float*, float*, long long, int, float, float, float, float, int, int, int, int, int, int, int, int, int);
+    float*, float*, const bf16*, const float*, long long, int, float, float, float, float,
+    int, int, int, int, int, int, int, int, int, int);
 #endif

@@ -69,7 +69,7 @@ def _grid_range(p: LIFParams) -> tuple:
 
 
 def forward(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, p: LIFParams, need_h: bool,
-            save: bool = True):
+            save: bool = True, target: torch.Tensor | None = None):
     """Same contract as ``lif_reference.lif_forward`` (CUDA tensors, no float64)."""
     T, M = x.shape
     x, sxt, sxm = _strided(x)
@@ -84,19 +84,22 @@ def forward(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, p: LI
         if write_state else None
     frac = torch.empty((T, M), dtype=torch.float16, device=dev) if quant and save else None
     h_seq = torch.empty((T, M), dtype=x.dtype, device=dev) if write_h else None
+    target = target.to(x.dtype).contiguous() if target is not None else None
+    partial = torch.zeros((_blocks(M),), dtype=torch.float32, device=dev) if target is not None else None
     if M:
         args = (_ptr(x), sxt, sxm, _ptr(v0), _ptr(delta if quant else None), _ptr(spikes), _ptr(v_last),
                 _ptr(None if quant else state), _ptr(state if quant else None), _ptr(frac), _ptr(h_seq),
-                np.int64(M), np.int32(T), np.float32(p.tau), np.float32(p.v_threshold),
-                np.float32(p.reset_value), *_flags(p), np.int32(write_h), np.int32(write_state),
-                *_grid_range(p))
+                _ptr(target), _ptr(partial), np.int64(M), np.int32(T), np.float32(p.tau),
+                np.float32(p.v_threshold), np.float32(p.reset_value), *_flags(p), np.int32(write_h),
+                np.int32(write_state), np.int32(target is not None), *_grid_range(p))
         _launch(_kernel("fwd", x.dtype), M, args)
     if need_h and not write_h:
         h_seq = state
-    return spikes, v_last, h_seq, (state if save else None), frac
+    return spikes, v_last, h_seq, (state if save else None), frac, (partial.sum() if partial is not None else None)
 
 
-def backward(grad_s, grad_v, grad_h, state, frac, delta, p: LIFParams, out_dtype: torch.dtype):
+def backward(grad_s, grad_v, grad_h, state, frac, delta, p: LIFParams, out_dtype: torch.dtype,
+             target: torch.Tensor | None = None, coef: torch.Tensor | None = None):
     """Same contract as ``lif_reference.lif_backward`` (CUDA tensors, no float64)."""
     T, M = state.shape
     quant = p.u_bits is not None
@@ -107,6 +110,9 @@ def backward(grad_s, grad_v, grad_h, state, frac, delta, p: LIFParams, out_dtype
     else:
         sht = shm = np.int64(0)
     grad_v = grad_v.float().contiguous() if grad_v is not None else None
+    # kept in locals: the kernel reads them through raw pointers
+    target = target.to(out_dtype).contiguous() if target is not None else None
+    coef = coef.float().reshape(1).contiguous() if coef is not None else None
     grad_x = torch.empty((T, M), dtype=out_dtype, device=dev)
     grad_v0 = torch.empty((M,), dtype=torch.float32, device=dev)
     partial = torch.zeros((_blocks(M),), dtype=torch.float32, device=dev) if quant else None
@@ -114,9 +120,9 @@ def backward(grad_s, grad_v, grad_h, state, frac, delta, p: LIFParams, out_dtype
         args = (_ptr(grad_s), sgt, sgm, _ptr(grad_v), _ptr(grad_h), sht, shm,
                 _ptr(None if quant else state), _ptr(state if quant else None), _ptr(frac),
                 _ptr(delta if quant else None), _ptr(grad_x), _ptr(grad_v0), _ptr(partial),
-                np.int64(M), np.int32(T), np.float32(p.tau), np.float32(p.v_threshold),
+                _ptr(target), _ptr(coef), np.int64(M), np.int32(T), np.float32(p.tau), np.float32(p.v_threshold),
                 np.float32(p.reset_value), np.float32(p.alpha), *_flags(p), np.int32(p.detach_reset),
                 np.int32(SURROGATES.index(p.surrogate)), np.int32(grad_v is not None),
-                np.int32(grad_h is not None), *_grid_range(p))
+                np.int32(grad_h is not None), np.int32(target is not None), *_grid_range(p))
         _launch(_kernel("bwd", out_dtype), M, args)
     return grad_x, grad_v0, (partial.sum() if quant else None)

@@ -41,14 +41,15 @@ def _dynamic_m(*tensors: torch.Tensor | None) -> None:
 
 
 def forward(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, p: LIFParams, need_h: bool,
-            save: bool = True):
+            save: bool = True, target: torch.Tensor | None = None):
     """Same contract as ``lif_reference.lif_forward``."""
-    _dynamic_m(x, v0)
-    return _compiled("forward", p, need_h, save)(x, v0, delta)
+    _dynamic_m(x, v0, target)
+    return _compiled("forward", p, need_h, save)(x, v0, delta, target=target)
 
 
-def backward(grad_s, grad_v, grad_h, state, frac, delta, p: LIFParams, out_dtype: torch.dtype):
+def backward(grad_s, grad_v, grad_h, state, frac, delta, p: LIFParams, out_dtype: torch.dtype,
+             target: torch.Tensor | None = None, coef: torch.Tensor | None = None):
     """Same contract as ``lif_reference.lif_backward``."""
-    _dynamic_m(grad_s, grad_v, grad_h, state, frac)
+    _dynamic_m(grad_s, grad_v, grad_h, state, frac, target)
     return _compiled("backward", p, False, True)(grad_s, grad_v, grad_h, state, frac, delta,
-                                           out_dtype=out_dtype)
+                                                 out_dtype=out_dtype, target=target, coef=coef)

@@ -141,19 +141,22 @@ def _compute_dtype(x: torch.Tensor) -> torch.dtype:
 
 
 def lif_forward(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, p: LIFParams,
-                need_h: bool, save: bool = True, smooth: bool = False):
+                need_h: bool, save: bool = True, target: torch.Tensor | None = None, smooth: bool = False):
     """Run T steps. ``x: [T, M]`` any float dtype, ``v0: [M]`` volts, ``delta``: 0-d (quantized).
 
     Returns ``(spikes [T, M] x.dtype, v_last [M] float32/64, h_seq [T, M] x.dtype or None,
-    state, frac)``: ``state`` is H ``[T, M]`` float (or int8 codes when quantized), ``frac`` the
-    float16 residuals (None unless quantized); both None when ``save`` is False (inference: nothing
-    is kept for backward). ``smooth`` replaces Θ by the surrogate's primitive (for
+    state, frac, mse_sum)``: ``state`` is H ``[T, M]`` float (or int8 codes when quantized),
+    ``frac`` the float16 residuals (None unless quantized); both None when ``save`` is False
+    (inference: nothing is kept for backward). With a ``target`` membrane ``[T, M]`` (the teacher's,
+    membrane distillation fused into the neuron), ``mse_sum = Σ (H - target)²`` over all steps and
+    elements (float32 0-d), else None. ``smooth`` replaces Θ by the surrogate's primitive (for
     gradcheck; float mode only).
     """
     cdt = _compute_dtype(x)
     T = x.shape[0]
     v = v0.to(cdt)
     spikes, states, fracs, hs = [], [], [], []
+    mse = None if target is None else torch.zeros((), dtype=cdt, device=x.device)
     if p.u_bits is None:
         for t in range(T):
             h = _charge(v, x[t].to(cdt), p.reset_value, p)
@@ -164,9 +167,12 @@ def lif_forward(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, p
             v = h - p.v_threshold * s if not p.hard_reset else h * (1 - s) + p.v_reset * s
             spikes.append(s.to(x.dtype).unsqueeze(0))
             states.append(h.unsqueeze(0))
+            if target is not None:
+                mse = mse + (h - target[t].to(cdt)).square().sum()
         # [T, M]: a cat of [1, M] steps compiles to one fused pass that writes each step in place
         state = torch.cat(states) if save or need_h else None
-        return torch.cat(spikes), v, (state.to(x.dtype) if need_h else None), (state if save else None), None
+        h_seq = state.to(x.dtype) if need_h else None
+        return torch.cat(spikes), v, h_seq, (state if save else None), None, mse
 
     d = delta.to(cdt)
     theta, r = grid_constants(d, p)
@@ -184,20 +190,25 @@ def lif_forward(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, p
             fracs.append(frac.to(torch.float16).unsqueeze(0))
         if need_h:
             hs.append((q * d).to(x.dtype).unsqueeze(0))
+        if target is not None:
+            mse = mse + (q * d - target[t].to(cdt)).square().sum()
     h_seq = torch.cat(hs) if need_h else None
     if not save:
-        return torch.cat(spikes), v * d, h_seq, None, None
-    return torch.cat(spikes), v * d, h_seq, torch.cat(states), torch.cat(fracs)
+        return torch.cat(spikes), v * d, h_seq, None, None, mse
+    return torch.cat(spikes), v * d, h_seq, torch.cat(states), torch.cat(fracs), mse
 
 
 def lif_backward(grad_s: torch.Tensor, grad_v: torch.Tensor | None, grad_h: torch.Tensor | None,
                  state: torch.Tensor, frac: torch.Tensor | None, delta: torch.Tensor | None,
-                 p: LIFParams, out_dtype: torch.dtype, smooth: bool = False):
+                 p: LIFParams, out_dtype: torch.dtype, target: torch.Tensor | None = None,
+                 coef: torch.Tensor | None = None, smooth: bool = False):
     """Reverse-time recurrence. Returns ``(grad_x [T, M] out_dtype, grad_v0 [M], grad_delta)``.
 
     ``grad_s``: ``[T, M]`` gradient on the spikes; ``grad_v``: ``[M]`` on the last state or None;
-    ``grad_h``: ``[T, M]`` on ``h_seq`` or None; ``state``/``frac`` as saved by ``lif_forward``.
-    ``grad_delta`` is a 0-d tensor (None unless quantized).
+    ``grad_h``: ``[T, M]`` on ``h_seq`` or None; ``state``/``frac`` as saved by ``lif_forward``;
+    ``target`` and ``coef`` (0-d): the fused membrane MSE adds ``coef · (H - target)`` to the
+    gradient on H (coef = the loss's gradient · 2 / elements). ``grad_delta`` is a 0-d tensor
+    (None unless quantized).
     """
     cdt = torch.float64 if state.dtype == torch.float64 or out_dtype == torch.float64 else torch.float32
     T = state.shape[0]
@@ -230,6 +241,9 @@ def lif_backward(grad_s: torch.Tensor, grad_v: torch.Tensor | None, grad_h: torc
         g_hq = g_u + gv * dv_dh
         if grad_h is not None:
             g_hq = g_hq + grad_h[t].to(cdt)
+        if target is not None:
+            hq = q * d if quant else h
+            g_hq = g_hq + coef.to(cdt) * (hq - target[t].to(cdt))
         if quant:
             lsq = torch.where(inside, fc, q)
             dv_ddelta = r * s if p.hard_reset else -theta * s

@@ -54,10 +54,11 @@ def _surrogate_grad(u, alpha, SG: tl.constexpr):
 @triton.jit
 def _lif_fwd_kernel(
     x_ptr, stride_xt, stride_xm, v0_ptr, delta_ptr,
-    s_ptr, vlast_ptr, state_ptr, frac_ptr, h_ptr, M,
+    s_ptr, vlast_ptr, state_ptr, frac_ptr, h_ptr, tgt_ptr, mse_ptr, M,
     tau, v_th, v_rst,
     T: tl.constexpr, QUANT: tl.constexpr, HARD: tl.constexpr, DECAY: tl.constexpr,
-    NEED_H: tl.constexpr, SAVE: tl.constexpr, QMIN: tl.constexpr, QMAX: tl.constexpr, BLOCK: tl.constexpr,
+    NEED_H: tl.constexpr, SAVE: tl.constexpr, TARGET: tl.constexpr,
+    QMIN: tl.constexpr, QMAX: tl.constexpr, BLOCK: tl.constexpr,
 ):
     pid = tl.program_id(0)
     offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
@@ -70,6 +71,8 @@ def _lif_fwd_kernel(
         v = tl.floor(tl.div_rn(v, d) + 0.5)
     else:
         r = v_rst
+    if TARGET:
+        err = tl.zeros([BLOCK], dtype=tl.float32)
     for t in tl.static_range(T):
         x = tl.load(x_ptr + t * stride_xt + offs * stride_xm, mask=mask, other=0.0).to(tl.float32)
         if QUANT:
@@ -95,6 +98,9 @@ def _lif_fwd_kernel(
                 tl.store(frac_ptr + out, frac.to(tl.float16), mask=mask)
             if NEED_H:
                 tl.store(h_ptr + out, (q * d).to(h_ptr.dtype.element_ty), mask=mask)
+            if TARGET:
+                e = q * d - tl.load(tgt_ptr + out, mask=mask, other=0.0).to(tl.float32)
+                err += tl.where(mask, e * e, 0.0)
         else:
             s = (h >= v_th).to(tl.float32)
             if HARD:
@@ -105,19 +111,24 @@ def _lif_fwd_kernel(
                 tl.store(state_ptr + out, h, mask=mask)
             if NEED_H:
                 tl.store(h_ptr + out, h.to(h_ptr.dtype.element_ty), mask=mask)
+            if TARGET:
+                e = h - tl.load(tgt_ptr + out, mask=mask, other=0.0).to(tl.float32)
+                err += tl.where(mask, e * e, 0.0)
         tl.store(s_ptr + out, s.to(s_ptr.dtype.element_ty), mask=mask)
     if QUANT:
         v = v * d
     tl.store(vlast_ptr + offs, v, mask=mask)
+    if TARGET:
+        tl.store(mse_ptr + pid, tl.sum(err, axis=0))
 
 
 @triton.jit
 def _lif_bwd_kernel(
     gs_ptr, stride_gst, stride_gsm, gv_ptr, gh_ptr, stride_ght, stride_ghm,
-    state_ptr, frac_ptr, delta_ptr, gx_ptr, gv0_ptr, gdelta_ptr, M,
+    state_ptr, frac_ptr, delta_ptr, gx_ptr, gv0_ptr, gdelta_ptr, tgt_ptr, coef_ptr, M,
     tau, v_th, v_rst, alpha,
     T: tl.constexpr, QUANT: tl.constexpr, HARD: tl.constexpr, DECAY: tl.constexpr,
-    DETACH: tl.constexpr, SG: tl.constexpr, HAS_GV: tl.constexpr, HAS_GH: tl.constexpr,
+    DETACH: tl.constexpr, SG: tl.constexpr, HAS_GV: tl.constexpr, HAS_GH: tl.constexpr, TARGET: tl.constexpr,
     QMIN: tl.constexpr, QMAX: tl.constexpr, BLOCK: tl.constexpr,
 ):
     pid = tl.program_id(0)
@@ -133,6 +144,8 @@ def _lif_bwd_kernel(
         theta = tl.minimum(tl.maximum(tl.floor(tl.div_rn(v_th, d) + 0.5), 1.0), QMAX)
         r = tl.minimum(tl.maximum(tl.floor(tl.div_rn(v_rst, d) + 0.5), QMIN), QMAX)
         gdelta = tl.zeros([BLOCK], dtype=tl.float32)
+    if TARGET:
+        coef = tl.load(coef_ptr).to(tl.float32)
     for i in tl.static_range(T):
         t = T - 1 - i
         idx = t * M + offs
@@ -165,6 +178,12 @@ def _lif_bwd_kernel(
         g_hq = g_u + gv * dv_dh
         if HAS_GH:
             g_hq += tl.load(gh_ptr + t * stride_ght + offs * stride_ghm, mask=mask, other=0.0).to(tl.float32)
+        if TARGET:
+            tgt = tl.load(tgt_ptr + idx, mask=mask, other=0.0).to(tl.float32)
+            if QUANT:
+                g_hq += coef * (q * d - tgt)
+            else:
+                g_hq += coef * (h - tgt)
         if QUANT:
             lsq = tl.where(inside, fc, q)
             if HARD:
@@ -201,7 +220,7 @@ def _flags(p: LIFParams) -> dict:
 
 
 def forward(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, p: LIFParams, need_h: bool,
-            save: bool = True):
+            save: bool = True, target: torch.Tensor | None = None):
     """Same contract as ``lif_reference.lif_forward`` (no float64)."""
     T, M = x.shape
     x, sxt, sxm = _inner_stride(x)
@@ -217,18 +236,25 @@ def forward(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, p: LI
         if write_state else None
     frac = torch.empty((T, M), dtype=torch.float16, device=dev) if quant and save else None
     h_seq = torch.empty((T, M), dtype=x.dtype, device=dev) if write_h else None
+    blocks = triton.cdiv(M, BLOCK)
+    target = target.contiguous() if target is not None else None
+    partial = torch.zeros((max(blocks, 1),), dtype=torch.float32, device=dev) if target is not None else None
     if M:
-        _lif_fwd_kernel[(triton.cdiv(M, BLOCK),)](
+        _lif_fwd_kernel[(blocks,)](
             x, sxt, sxm, v0, delta if quant else v0, spikes, v_last,
             state if write_state else spikes, frac if frac is not None else spikes,
-            h_seq if write_h else spikes, M, p.tau, p.v_threshold, p.reset_value,
-            T=T, NEED_H=write_h, SAVE=write_state, BLOCK=BLOCK, num_warps=NUM_WARPS, **_flags(p))
+            h_seq if write_h else spikes, target if target is not None else spikes,
+            partial if partial is not None else v_last, M, p.tau, p.v_threshold, p.reset_value,
+            T=T, NEED_H=write_h, SAVE=write_state, TARGET=target is not None, BLOCK=BLOCK,
+            num_warps=NUM_WARPS, **_flags(p))
     if need_h and not write_h:
         h_seq = state
-    return spikes, v_last, h_seq, (state if save else None), frac
+    mse = partial.sum() if partial is not None else None
+    return spikes, v_last, h_seq, (state if save else None), frac, mse
 
 
-def backward(grad_s, grad_v, grad_h, state, frac, delta, p: LIFParams, out_dtype: torch.dtype):
+def backward(grad_s, grad_v, grad_h, state, frac, delta, p: LIFParams, out_dtype: torch.dtype,
+             target: torch.Tensor | None = None, coef: torch.Tensor | None = None):
     """Same contract as ``lif_reference.lif_backward`` (no float64)."""
     T, M = state.shape
     quant = p.u_bits is not None
@@ -243,14 +269,17 @@ def backward(grad_s, grad_v, grad_h, state, frac, delta, p: LIFParams, out_dtype
     grad_v0 = torch.empty((M,), dtype=torch.float32, device=dev)
     blocks = triton.cdiv(M, BLOCK)
     partial = torch.zeros((max(blocks, 1),), dtype=torch.float32, device=dev) if quant else None
+    target = target.contiguous() if target is not None else None
+    coef = coef.float().reshape(1) if coef is not None else None
     if M:
         _lif_bwd_kernel[(blocks,)](
             grad_s, sgt, sgm, grad_v if grad_v is not None else grad_v0,
             grad_h if grad_h is not None else grad_s, sht, shm,
             state, frac if quant else state, delta if quant else grad_v0,
-            grad_x, grad_v0, partial if quant else grad_v0, M,
+            grad_x, grad_v0, partial if quant else grad_v0,
+            target if target is not None else grad_v0, coef if coef is not None else grad_v0, M,
             p.tau, p.v_threshold, p.reset_value, p.alpha,
             T=T, DETACH=p.detach_reset, SG=SURROGATES.index(p.surrogate),
-            HAS_GV=grad_v is not None, HAS_GH=grad_h is not None,
+            HAS_GV=grad_v is not None, HAS_GH=grad_h is not None, TARGET=target is not None,
             BLOCK=BLOCK, num_warps=NUM_WARPS, **_flags(p))
     return grad_x, grad_v0, (partial.sum() if quant else None)

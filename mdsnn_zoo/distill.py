@@ -6,6 +6,14 @@
         s_logits = student(x)
         loss, parts = MDLoss()(s_logits, y, t_logits, s_rec.membranes, t_rec.membranes)
 
+or, with the MSE fused into the student's neurons (no student membrane written to memory):
+
+    with MembraneRecorder(teacher) as t_rec, torch.no_grad():
+        t_logits = teacher(x)
+    with MembraneTargets(student, t_rec.membranes) as targets:
+        s_logits = student(x)
+    loss, parts = MDLoss()(s_logits, y, t_logits, membrane_loss=targets.loss())
+
 The membrane is the pre-spike potential H[t] of every :class:`QuantLIFNode` (after quantization in
 the student), ``[T, N, *]``, at every time step. Its MSE gradient reaches the neuron's backward
 through ``h_seq`` and is folded into the reverse-time recurrence there.
@@ -92,6 +100,50 @@ class MembraneRecorder:
             if steps:
                 out[name] = steps[0] if len(steps) == 1 else torch.cat(steps)
         return out
+
+
+class MembraneTargets:
+    """Context manager: membrane distillation fused into the student's neurons.
+
+    Each QuantLIFNode of ``student`` named in ``teacher_membranes`` (or in ``layers``) gets the
+    teacher's membrane as its target: its forward kernel accumulates the squared difference while it
+    computes the student's membrane, and its backward kernel adds the MSE's gradient inside the
+    reverse-time recurrence. The student's membranes are never written out and read back. After
+    the student's forward, :meth:`loss` is what :func:`membrane_mse` would give on recorded membranes.
+    """
+
+    def __init__(self, student: nn.Module, teacher_membranes: Mapping[str, torch.Tensor],
+                 layers: Iterable[str] | None = None) -> None:
+        nodes = {n: m for n, m in student.named_modules() if isinstance(m, QuantLIFNode)}
+        names = list(teacher_membranes) if layers is None else list(layers)
+        missing = [n for n in names if n not in nodes or n not in teacher_membranes]
+        if missing:
+            raise MdsnnError(f"layer {missing[0]!r} is not a QuantLIFNode of the student with a teacher "
+                             f"membrane; student layers: {', '.join(nodes)}")
+        if not names:
+            raise MdsnnError("MembraneTargets got no teacher membranes: record the teacher first")
+        self.nodes = {n: nodes[n] for n in names}
+        self.targets = {n: teacher_membranes[n] for n in names}
+
+    def __enter__(self) -> MembraneTargets:
+        for name, node in self.nodes.items():
+            node.membrane_target = self.targets[name]
+            node.membrane_mse = None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for node in self.nodes.values():
+            node.membrane_target = None
+
+    def loss(self) -> torch.Tensor:
+        """Mean over the layers of each layer's mean squared membrane difference (differentiable)."""
+        losses = []
+        for name, node in self.nodes.items():
+            if node.membrane_mse is None:
+                raise MdsnnError(f"layer {name!r} did not run with its target: call the student inside the "
+                                 "MembraneTargets block")
+            losses.append(node.membrane_mse)
+        return torch.stack(losses).mean()
 
 
 @functools.cache
@@ -187,7 +239,9 @@ class MDLoss(nn.Module):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor, teacher_logits: torch.Tensor | None = None,
                 student_membranes: Mapping[str, torch.Tensor] | None = None,
-                teacher_membranes: Mapping[str, torch.Tensor] | None = None):
+                teacher_membranes: Mapping[str, torch.Tensor] | None = None,
+                membrane_loss: torch.Tensor | None = None):
+        """``membrane_loss`` (from :class:`MembraneTargets`) replaces the recorded membranes."""
         zero = logits.new_zeros((), dtype=torch.float32)
         ce = F.cross_entropy(logits.float(), target)
         kd = mem = zero
@@ -196,7 +250,9 @@ class MDLoss(nn.Module):
             kd = F.kl_div(F.log_softmax(logits.float() / T, -1),
                           F.log_softmax(teacher_logits.float().detach() / T, -1),
                           reduction="batchmean", log_target=True) * T * T
-        if self.mem_weight and student_membranes is not None and teacher_membranes is not None:
+        if self.mem_weight and membrane_loss is not None:
+            mem = membrane_loss
+        elif self.mem_weight and student_membranes is not None and teacher_membranes is not None:
             mem = membrane_mse(student_membranes, teacher_membranes, self.layers, self.backend)
         total = self.ce_weight * ce + self.kd_weight * kd + self.mem_weight * mem
         return total, {"ce": ce.detach(), "kd": kd.detach(), "mem": mem.detach()}

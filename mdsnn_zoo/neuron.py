@@ -90,23 +90,31 @@ class _LIFFunction(torch.autograd.Function):
     """Spikes, last state and (optionally) the membrane H, with the backend's hand-written backward."""
 
     @staticmethod
-    def forward(ctx, x, v0, delta, backend: ModuleType, p: LIFParams, need_h: bool, save: bool):
+    def forward(ctx, x, v0, delta, backend: ModuleType, p: LIFParams, need_h: bool, save: bool,
+                target: torch.Tensor | None):
         with torch.autocast(x.device.type, enabled=False):  # the kernels choose their own precision
-            spikes, v_last, h_seq, state, frac = backend.forward(x, v0, delta, p, need_h, save)
-        ctx.save_for_backward(state, frac, delta)
+            spikes, v_last, h_seq, state, frac, mse_sum = backend.forward(x, v0, delta, p, need_h, save,
+                                                                          target)
+        ctx.save_for_backward(state, frac, delta, target)
         ctx.backend, ctx.p, ctx.x_dtype = backend, p, x.dtype
         ctx.set_materialize_grads(False)
-        return spikes, v_last, h_seq
+        mse = mse_sum / max(x.numel(), 1) if mse_sum is not None else None  # mean over T, N, features
+        return spikes, v_last, h_seq, mse
 
     @staticmethod
-    def backward(ctx, grad_s, grad_v, grad_h):
-        state, frac, delta = ctx.saved_tensors
+    def backward(ctx, grad_s, grad_v, grad_h, grad_mse):
+        state, frac, delta, target = ctx.saved_tensors
         if grad_s is None:
             grad_s = torch.zeros(state.shape, dtype=ctx.x_dtype, device=state.device)
+        coef = None
+        if target is not None:  # d(mean (H - target)^2)/dH = 2 (H - target) / elements
+            coef = (grad_mse if grad_mse is not None else torch.zeros((), device=state.device)) \
+                * (2.0 / max(state.numel(), 1))
         with torch.autocast(state.device.type, enabled=False):
             grad_x, grad_v0, grad_delta = ctx.backend.backward(
-                grad_s, grad_v, grad_h, state, frac, delta, ctx.p, ctx.x_dtype)
-        return grad_x, grad_v0, grad_delta, None, None, None, None
+                grad_s, grad_v, grad_h, state, frac, delta, ctx.p, ctx.x_dtype,
+                target if coef is not None else None, coef)
+        return grad_x, grad_v0, grad_delta, None, None, None, None, None
 
 
 class QuantLIFNode(base.MemoryModule):
@@ -172,6 +180,9 @@ class QuantLIFNode(base.MemoryModule):
         self.register_memory("v", self.v_reset if self.v_reset is not None else 0.0)
         self.h_seq: torch.Tensor | None = None
         self.v_seq: torch.Tensor | None = None
+        # membrane distillation fused into the neuron: the teacher's H [T, N, *] in, the MSE out
+        self.membrane_target: torch.Tensor | None = None
+        self.membrane_mse: torch.Tensor | None = None
         self._warned = False
 
     # -- configuration ---------------------------------------------------------------------------
@@ -217,6 +228,7 @@ class QuantLIFNode(base.MemoryModule):
         super().reset()
         self.h_seq = None
         self.v_seq = None
+        self.membrane_mse = None
 
     # -- forward ---------------------------------------------------------------------------------
 
@@ -280,12 +292,18 @@ class QuantLIFNode(base.MemoryModule):
         backend = self._pick_backend(x)
         p = self.params
         if backend == "autograd":
-            spikes, v_last, h = lif_autograd(x, v0, delta, p, self.surrogate_function, need_h)
+            spikes, v_last, h = lif_autograd(x, v0, delta, p, self.surrogate_function, need_h or
+                                             self.membrane_target is not None)
+            if self.membrane_target is not None:
+                self.membrane_mse = (h.float() - self._flat_target(x).float()).square().mean()
         else:
             # keep nothing for backward when no gradient can be asked for (inference)
             save = torch.is_grad_enabled() and any(
                 t is not None and t.requires_grad for t in (x, v0, delta))
-            spikes, v_last, h = _LIFFunction.apply(x, v0, delta, _backend_module(backend), p, need_h, save)
+            target = self._flat_target(x)
+            spikes, v_last, h, mse = _LIFFunction.apply(x, v0, delta, _backend_module(backend), p, need_h, save,
+                                                        target)
+            self.membrane_mse = mse
         # not a view of v_last (SpikingJelly's detach_net detaches the state in place)
         self.v = torch.ops.aten._unsafe_view(v_last, feat)
         h_seq = h.view(T, *feat) if need_h else None
@@ -293,6 +311,16 @@ class QuantLIFNode(base.MemoryModule):
         if self.store_v_seq:
             self.v_seq = self._after_reset(h_seq, spikes.view(T, *feat), delta)
         return spikes.view(T, *feat)
+
+    def _flat_target(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The membrane target as ``[T, M]`` (checked against the input ``[T, M]``), or None."""
+        t = self.membrane_target
+        if t is None:
+            return None
+        if t.shape[0] != x.shape[0] or t[0].numel() != x[0].numel():
+            raise ValueError(f"membrane_target {tuple(t.shape)} does not match this neuron's input "
+                             f"(T={x.shape[0]}, {x[0].numel()} neurons per step)")
+        return t.detach().reshape(x.shape[0], -1)
 
     def _after_reset(self, h: torch.Tensor, s: torch.Tensor, delta: torch.Tensor | None) -> torch.Tensor:
         """V[t] from H[t] and S[t], differentiable through both (the kernels never store it)."""

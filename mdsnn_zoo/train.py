@@ -34,7 +34,7 @@ from torch import nn
 from mdsnn_zoo import checkpoint as ckpt
 from mdsnn_zoo.data import dataset_info, get_dataset
 from mdsnn_zoo.data._base import TensorImageDataset
-from mdsnn_zoo.distill import MDLoss, MembraneRecorder
+from mdsnn_zoo.distill import MDLoss, MembraneRecorder, MembraneTargets
 from mdsnn_zoo.errors import MdsnnError
 from mdsnn_zoo.models import build_model
 from mdsnn_zoo.quant import quantize_model
@@ -73,6 +73,7 @@ class TrainConfig:
     kd_weight: float = 1.0
     temperature: float = 4.0
     mem_weight: float = 1.0
+    fused_mse: bool = True  # md: membrane MSE inside the student's LIF kernels (no membrane round trip)
     amp: bool = True  # bfloat16 autocast
     channels_last: bool = True
     seed: int = 0
@@ -384,11 +385,16 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
             with _autocast(device, cfg.amp):
                 if teacher is not None:
                     functional.reset_net(teacher)
-                    with MembraneRecorder(teacher) as t_rec, MembraneRecorder(model) as s_rec:
-                        with torch.no_grad():
-                            t_logits = teacher(x)
-                        logits = net(x)
-                    loss, parts = loss_fn(logits, y, t_logits, s_rec.membranes, t_rec.membranes)
+                    with MembraneRecorder(teacher) as t_rec, torch.no_grad():
+                        t_logits = teacher(x)
+                    if cfg.fused_mse:  # the MSE inside the student's LIF kernels
+                        with MembraneTargets(model, t_rec.membranes) as targets:
+                            logits = net(x)
+                        loss, parts = loss_fn(logits, y, t_logits, membrane_loss=targets.loss())
+                    else:
+                        with MembraneRecorder(model) as s_rec:
+                            logits = net(x)
+                        loss, parts = loss_fn(logits, y, t_logits, s_rec.membranes, t_rec.membranes)
                 else:
                     logits = net(x)
                     loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)

@@ -10,7 +10,7 @@ import torch
 from spikingjelly.activation_based import functional, layer
 from torch import nn
 
-from mdsnn_zoo.distill import MDLoss, MembraneRecorder, lif_layers, membrane_mse
+from mdsnn_zoo.distill import MDLoss, MembraneRecorder, MembraneTargets, lif_layers, membrane_mse
 from mdsnn_zoo.errors import MdsnnError
 from mdsnn_zoo.kernels import mse_reference
 from mdsnn_zoo.neuron import QuantLIFNode
@@ -158,3 +158,39 @@ def test_mdloss_parts_and_distillation_gradient_reaches_the_student():
     assert all(p.grad is None for p in teacher.parameters())
     with pytest.raises(MdsnnError, match="temperature must be > 0"):
         MDLoss(temperature=0)
+
+
+@pytest.mark.parametrize("backend", ["torch", "triton", "inductor"])
+def test_fused_membrane_targets_equal_recorded_mse(backend):
+    """The MSE fused into the neurons gives the loss and the gradients of the recorded-membrane path."""
+    if backend not in QuantLIFNode.available_backends():
+        pytest.skip(f"{backend} not available")
+    torch.manual_seed(1)
+    teacher = _net()
+    student = quantize_model(teacher, w_bits=4, u_bits=3, first_last_bits=None)
+    for m in student.modules():
+        if isinstance(m, QuantLIFNode):
+            m.backend = backend
+    x = torch.rand(4, 8, 6) * 3
+    with MembraneRecorder(teacher) as t_rec, torch.no_grad():
+        teacher(x)
+    grads = []
+    for fused in (False, True):
+        functional.reset_net(student)
+        student.zero_grad()
+        if fused:
+            with MembraneTargets(student, t_rec.membranes) as targets:
+                out = student(x)
+            loss = targets.loss()
+        else:
+            with MembraneRecorder(student) as s_rec:
+                out = student(x)
+            loss = membrane_mse(s_rec.membranes, t_rec.membranes, backend="torch")
+        (3.0 * loss + out.sum()).backward()
+        grads.append((loss.detach(), [p.grad.clone() for p in student.parameters()]))
+    torch.testing.assert_close(grads[1][0], grads[0][0], rtol=1e-5, atol=1e-7)
+    for a, b in zip(grads[0][1], grads[1][1], strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6)
+    assert student[1].membrane_target is None  # cleared on exit
+    with pytest.raises(MdsnnError, match="not a QuantLIFNode of the student"):
+        MembraneTargets(student, {"7": torch.zeros(1)})

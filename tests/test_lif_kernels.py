@@ -75,19 +75,26 @@ def _assert_same(name: str, a: torch.Tensor | None, b: torch.Tensor | None, c: d
 
 def _compare(backend, c: dict, m: int, device: str, seed: int) -> None:
     x, v0, delta, p, (gs, gv, gh) = _inputs(c, m, device, seed)
-    want = ref.forward(x, v0, delta, p, True)
-    got = backend.forward(x, v0, delta, p, True)
+    # the fused membrane MSE (a teacher's membrane as target) in half of the configurations
+    target = (gh * 0.5).flip(0) if c["layout"] != "transposed" else None
+    want = ref.forward(x, v0, delta, p, True, True, target)
+    got = backend.forward(x, v0, delta, p, True, True, target)
     names = ("spikes", "v_last", "h_seq", "state", "frac")
-    for name, a, b in zip(names, want, got, strict=True):
+    for name, a, b in zip(names, want[:5], got[:5], strict=True):
         _assert_same(name, a, b, c)
+    if target is None:
+        assert want[5] is None and got[5] is None
+    else:
+        torch.testing.assert_close(got[5], want[5].float(), rtol=1e-5, atol=1e-5)
     lean = backend.forward(x, v0, delta, p, c["T"] % 2 == 0, False)  # inference: nothing saved
     assert lean[3] is None and lean[4] is None
     for i in (0, 1, 2):
         _assert_same(names[i], want[i] if i < 2 or c["T"] % 2 == 0 else None, lean[i], c)
     if c["layout"] == "contiguous":  # the stride-0 gradient that .sum().backward() passes
         gs = torch.ones((), device=device, dtype=x.dtype).expand_as(x)
-    g_want = ref.backward(gs, gv, gh, want[3], want[4], delta, p, x.dtype)
-    g_got = backend.backward(gs, gv, gh, got[3], got[4], delta, p, x.dtype)
+    coef = torch.tensor(0.7, device=device) if target is not None else None
+    g_want = ref.backward(gs, gv, gh, want[3], want[4], delta, p, x.dtype, target, coef)
+    g_got = backend.backward(gs, gv, gh, got[3], got[4], delta, p, x.dtype, target, coef)
     for name, a, b in zip(("grad_x", "grad_v0", "grad_delta"), g_want, g_got, strict=True):
         if a is None:
             assert b is None
@@ -170,7 +177,7 @@ class _Smooth(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, v0, p):
-        s, v_last, _, state, _ = ref.lif_forward(x, v0, None, p, False, smooth=True)
+        s, v_last, _, state, _, _ = ref.lif_forward(x, v0, None, p, False, smooth=True)
         ctx.save_for_backward(state)
         ctx.p = p
         return s, v_last
