@@ -182,6 +182,20 @@ def load_weights(model: nn.Module, path: str) -> dict:
     return header.get("info", {})
 
 
+def model_from_checkpoint(path: str | os.PathLike) -> tuple[nn.Module, TrainConfig]:
+    """The network a checkpoint was trained as (quantized if it was a student), with its weights."""
+    _, header = ckpt.read_checkpoint(path)
+    saved = header.get("info", {}).get("config")
+    if saved is None:
+        raise MdsnnError(f"{path} has no training config; load its weights into a model you build yourself")
+    cfg = config_from_dict(saved)
+    model = make_model(cfg)
+    if cfg.w_bits is not None:
+        model = quantize_model(model, cfg.w_bits, cfg.u_bits, first_last_bits=cfg.first_last_bits, pot=cfg.pot)
+    load_weights(model, str(path))
+    return model.eval(), cfg
+
+
 def build_student_and_teacher(cfg: TrainConfig) -> tuple[nn.Module, nn.Module | None]:
     """The network to train and, for MD, the frozen float teacher."""
     if cfg.method not in METHODS:

@@ -1,0 +1,46 @@
+"""``mdsnn-zoo plot membranes``: one layer's membrane traces and histograms, teacher vs students."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "draw figures (plot membranes: teacher vs naive-QAT vs MD student)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="figure", metavar="FIGURE", required=True)
+    p = sub.add_parser("membranes", help="membrane traces and histograms of one layer",
+                       description="Teacher, naive QAT student and MD student on the same test images: "
+                       "the membrane mismatch that MD removes.")
+    p.add_argument("--teacher", required=True, help="checkpoint of the float teacher")
+    p.add_argument("--qat", help="checkpoint of the naive QAT student")
+    p.add_argument("--md", help="checkpoint of the MD student")
+    p.add_argument("--layer", default=None, help="LIF module name (default: the second LIF layer)")
+    p.add_argument("--dataset", default=None, help="default: the teacher's data set")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--samples", type=int, default=64)
+    p.add_argument("--out", default="membranes.png")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+    from torch.utils.data import DataLoader
+
+    from mdsnn_zoo.data import get_dataset
+    from mdsnn_zoo.distill import lif_layers
+    from mdsnn_zoo.plot import plot_membranes, record_layer
+    from mdsnn_zoo.train import model_from_checkpoint
+
+    models, cfg = {}, None
+    for name in ("teacher", "qat", "md"):
+        path = getattr(args, name)
+        if path:
+            models[name], c = model_from_checkpoint(path)
+            cfg = cfg or c
+    layer = args.layer or lif_layers(models["teacher"])[min(1, len(lif_layers(models["teacher"])) - 1)]
+    data = get_dataset(args.dataset or cfg.dataset, "test", root=args.data_root)
+    x, _ = next(iter(DataLoader(data, batch_size=args.samples, shuffle=False)))
+    torch.manual_seed(0)
+    path = plot_membranes(record_layer(models, layer, x), layer, args.out)
+    print(path)
+    return 0

@@ -1,0 +1,118 @@
+"""The trainer: a run resumed from a checkpoint equals one that never stopped; checkpoints are atomic
+and verified; MD distillation runs; two processes train together through torchrun (gloo)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mdsnn_zoo import checkpoint as ckpt
+from mdsnn_zoo.data.idx import write_idx
+from mdsnn_zoo.errors import CorruptFileError
+from mdsnn_zoo.train import TrainConfig, augment_batch, train
+
+TINY = {"width": 4, "backend": "torch"}
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory) -> Path:
+    """A 400-image Fashion-MNIST-format training split whose label is drawn in the image."""
+    root = tmp_path_factory.mktemp("fmnist")
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 400).astype(np.uint8)
+    images = rng.integers(0, 60, (400, 28, 28)).astype(np.uint8)
+    for i, y in enumerate(labels):
+        images[i, 2 * y:2 * y + 6, 4:24] = 255  # a bar whose height encodes the class
+    write_idx(root / "train-images-idx3-ubyte.gz", images)
+    write_idx(root / "train-labels-idx1-ubyte.gz", labels)
+    return root
+
+
+def _cfg(root: Path, out: Path, **kw) -> TrainConfig:
+    base = dict(dataset="fashion-mnist", data_root=str(root), arch_kwargs=TINY, epochs=2, batch_size=32,
+                val_size=80, lr=0.05, out_dir=str(out), progress=False, tensorboard=False, amp=False, seed=3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    tensors, _ = ckpt.read_checkpoint(path)
+    return ckpt.model_state(tensors)
+
+
+def test_resume_equals_an_uninterrupted_run(data_root, tmp_path):
+    full = train(_cfg(data_root, tmp_path / "full"), log=lambda *_: None)
+    assert full["step"] == 2 * (320 // 32)
+    train(_cfg(data_root, tmp_path / "cut", max_steps=7, checkpoint_every=7), log=lambda *_: None)
+    assert ckpt.read_checkpoint(tmp_path / "cut" / "last.safetensors")[1]["info"]["step"] == 7
+    resumed = train(_cfg(data_root, tmp_path / "cut", resume=True), log=lambda *_: None)
+    assert resumed["step"] == full["step"]
+    a, b = _weights(tmp_path / "full" / "last.safetensors"), _weights(tmp_path / "cut" / "last.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert (tmp_path / "full" / "log.csv").read_text().count("\n") == full["step"] + 1
+
+
+def test_checkpoint_write_is_atomic_and_corruption_is_refused(tmp_path, monkeypatch):
+    model = torch.nn.Linear(3, 2)
+    path = tmp_path / "last.safetensors"
+    ckpt.save_checkpoint(path, model, step=1)
+    before = path.read_bytes()
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # the process dies between writing and renaming
+
+    monkeypatch.setattr(os, "replace", killed)
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    with pytest.raises(KeyboardInterrupt):
+        ckpt.save_checkpoint(path, model, step=2)
+    monkeypatch.undo()
+    assert path.read_bytes() == before and list(tmp_path.iterdir()) == [path]  # no temporary left
+    assert ckpt.read_checkpoint(path)[1]["info"]["step"] == 1
+    path.write_bytes(before[: len(before) // 2])
+    with pytest.raises(CorruptFileError, match="not a readable mdsnn-zoo checkpoint"):
+        ckpt.read_checkpoint(path)
+
+
+def test_augmentation_is_seeded_and_keeps_shapes():
+    x = torch.randn(16, 1, 28, 28)
+    a = augment_batch(x, torch.Generator().manual_seed(5))
+    b = augment_batch(x, torch.Generator().manual_seed(5))
+    assert a.shape == x.shape and torch.equal(a, b) and not torch.equal(a, x)
+
+
+def test_qat_and_md_from_a_teacher(data_root, tmp_path):
+    train(_cfg(data_root, tmp_path / "fp", epochs=1), log=lambda *_: None)
+    teacher = tmp_path / "fp" / "best.safetensors"
+    qat = train(_cfg(data_root, tmp_path / "qat", method="qat", init=str(teacher), w_bits=2, u_bits=2,
+                     max_steps=4), log=lambda *_: None)
+    md = train(_cfg(data_root, tmp_path / "md", method="md", teacher=str(teacher), w_bits=2, u_bits=2,
+                    max_steps=4), log=lambda *_: None)
+    assert qat["step"] == md["step"] == 4
+    rows = (tmp_path / "md" / "log.csv").read_text().splitlines()
+    header, last = rows[0].split(","), rows[-1].split(",")
+    assert float(last[header.index("mem")]) > 0 and float(last[header.index("kd")]) >= 0
+    student = _weights(tmp_path / "md" / "last.safetensors")
+    assert any(k.endswith("weight_quant.scale") for k in student) and any(k.endswith("delta") for k in student)
+
+
+def test_two_processes_with_torchrun(data_root, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
+           "mdsnn_zoo", "train", "--data-root", str(data_root), "--arch-kwargs", '{"width": 4, "backend": "torch"}',
+           "--epochs", "1", "--batch-size", "16", "--val-size", "80", "--out-dir", str(out), "--no-progress",
+           "--no-tensorboard", "--no-amp", "--device", "cpu", "--threads", "1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    info = ckpt.read_checkpoint(out / "last.safetensors")[1]["info"]
+    assert info["step"] == 320 // 2 // 16  # each process took half of every epoch
+    assert '"step": 10' in run.stdout
