@@ -27,6 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     lif.add_argument("--system-allocator", action="store_true",
                      help="keep glibc's default (fresh mmap for every large tensor) instead of reuse")
     lif.add_argument("--out", type=Path, default=None, help="also write the table to this file")
+    mse = sub.add_parser("mse", help="membrane distillation: separate MSE pass vs fused into the LIF kernels")
+    mse.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    mse.add_argument("--sizes", type=lambda s: [2 ** int(k) for k in s.split(",")], default=None,
+                     metavar="K,K,...", help="neuron counts as powers of two (default 18,20,22)")
+    mse.add_argument("--budget", type=float, default=0.5)
+    mse.add_argument("--out", type=Path, default=None)
 
 
 def _cuda() -> bool:
@@ -41,6 +47,16 @@ def run(args: argparse.Namespace) -> int:
     from mdsnn_zoo.bench import lif
     from mdsnn_zoo.bench.common import tune_cpu_allocator
 
+    if args.bench == "mse":
+        from mdsnn_zoo.bench import mse
+
+        tune_cpu_allocator()
+        table = mse.run(args.device, args.sizes, budget_s=args.budget)
+        print(table)
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(table)
+        return 0
     if args.threads:
         torch.set_num_threads(args.threads)
     tuned = False if args.system_allocator else tune_cpu_allocator()
