@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mdsnn_zoo.kernels.lif_reference import SURROGATES, LIFParams
+from mdsnn_zoo.kernels.lif_reference import SURROGATES, ForwardBuffers, LIFParams
 
 SOURCE = Path(__file__).with_name("lif.cu")
 THREADS = 256
@@ -27,7 +27,8 @@ def _module():
     import cupy
 
     names = [f"lif_{kind}<{t}>" for kind in ("fwd", "bwd") for t in _TYPE_NAMES.values()]
-    return cupy.RawModule(code=SOURCE.read_text(), options=("--std=c++17",), name_expressions=names)
+    options = ("--std=c++17", f"-I{SOURCE.parent}")  # cuda_common.cuh beside the source
+    return cupy.RawModule(code=SOURCE.read_text(), options=options, name_expressions=names)
 
 
 def _kernel(kind: str, dtype: torch.dtype):
@@ -75,27 +76,17 @@ def forward(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, p: LI
     x, sxt, sxm = _strided(x)
     v0 = v0.float().contiguous()
     quant = p.u_bits is not None
-    dev = x.device
-    spikes = torch.empty((T, M), dtype=x.dtype, device=dev)
-    v_last = torch.empty((M,), dtype=torch.float32, device=dev)
-    write_h = need_h and (quant or x.dtype != torch.float32)
-    write_state = save or (need_h and not write_h)
-    state = torch.empty((T, M), dtype=torch.int8 if quant else torch.float32, device=dev) \
-        if write_state else None
-    frac = torch.empty((T, M), dtype=torch.float16, device=dev) if quant and save else None
-    h_seq = torch.empty((T, M), dtype=x.dtype, device=dev) if write_h else None
+    out = ForwardBuffers.allocate(x, p, need_h, save)
     target = target.to(x.dtype).contiguous() if target is not None else None
-    partial = torch.zeros((_blocks(M),), dtype=torch.float32, device=dev) if target is not None else None
+    partial = torch.zeros((_blocks(M),), dtype=torch.float32, device=x.device) if target is not None else None
     if M:
-        args = (_ptr(x), sxt, sxm, _ptr(v0), _ptr(delta if quant else None), _ptr(spikes), _ptr(v_last),
-                _ptr(None if quant else state), _ptr(state if quant else None), _ptr(frac), _ptr(h_seq),
-                _ptr(target), _ptr(partial), np.int64(M), np.int32(T), np.float32(p.tau),
-                np.float32(p.v_threshold), np.float32(p.reset_value), *_flags(p), np.int32(write_h),
-                np.int32(write_state), np.int32(target is not None), *_grid_range(p))
+        args = (_ptr(x), sxt, sxm, _ptr(v0), _ptr(delta if quant else None), _ptr(out.spikes),
+                _ptr(out.v_last), _ptr(None if quant else out.state), _ptr(out.state if quant else None),
+                _ptr(out.frac), _ptr(out.h_seq), _ptr(target), _ptr(partial), np.int64(M), np.int32(T),
+                np.float32(p.tau), np.float32(p.v_threshold), np.float32(p.reset_value), *_flags(p),
+                np.int32(out.write_h), np.int32(out.write_state), np.int32(target is not None), *_grid_range(p))
         _launch(_kernel("fwd", x.dtype), M, args)
-    if need_h and not write_h:
-        h_seq = state
-    return spikes, v_last, h_seq, (state if save else None), frac, (partial.sum() if partial is not None else None)
+    return out.outputs(need_h, save, partial.sum() if partial is not None else None)
 
 
 def backward(grad_s, grad_v, grad_h, state, frac, delta, p: LIFParams, out_dtype: torch.dtype,

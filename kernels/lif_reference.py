@@ -130,6 +130,43 @@ def grid_constants(delta: torch.Tensor, p: LIFParams) -> tuple[torch.Tensor, tor
     return theta, r
 
 
+@dataclass
+class ForwardBuffers:
+    """What a fused forward kernel writes for ``x: [T, M]`` (shared by the Triton and CuPy launchers).
+
+    A float32 membrane to record is the saved H itself (``h_seq`` None, ``write_h`` False): the
+    kernel writes it once. ``state`` is written when saved for backward or used as ``h_seq``.
+    """
+
+    spikes: torch.Tensor
+    v_last: torch.Tensor
+    state: torch.Tensor | None
+    frac: torch.Tensor | None
+    h_seq: torch.Tensor | None
+    write_h: bool
+    write_state: bool
+
+    @classmethod
+    def allocate(cls, x: torch.Tensor, p: LIFParams, need_h: bool, save: bool) -> ForwardBuffers:
+        T, M = x.shape
+        quant, dev = p.u_bits is not None, x.device
+        write_h = need_h and (quant or x.dtype != torch.float32)
+        write_state = save or (need_h and not write_h)
+        return cls(
+            spikes=torch.empty((T, M), dtype=x.dtype, device=dev),
+            v_last=torch.empty((M,), dtype=torch.float32, device=dev),
+            state=torch.empty((T, M), dtype=torch.int8 if quant else torch.float32, device=dev)
+            if write_state else None,
+            frac=torch.empty((T, M), dtype=torch.float16, device=dev) if quant and save else None,
+            h_seq=torch.empty((T, M), dtype=x.dtype, device=dev) if write_h else None,
+            write_h=write_h, write_state=write_state)
+
+    def outputs(self, need_h: bool, save: bool, mse: torch.Tensor | None):
+        """The tuple ``lif_forward`` returns."""
+        h_seq = self.state if need_h and not self.write_h else self.h_seq
+        return self.spikes, self.v_last, h_seq, (self.state if save else None), self.frac, mse
+
+
 def _charge(v: torch.Tensor, x: torch.Tensor, vr, p: LIFParams) -> torch.Tensor:
     if p.decay_input:
         return v + (x - (v - vr)) / p.tau

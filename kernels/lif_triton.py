@@ -29,7 +29,7 @@ import torch
 import triton
 import triton.language as tl
 
-from mdsnn_zoo.kernels.lif_reference import FRAC_OUT, SURROGATES, LIFParams
+from mdsnn_zoo.kernels.lif_reference import FRAC_OUT, SURROGATES, ForwardBuffers, LIFParams
 
 BLOCK = 1024
 NUM_WARPS = 4  # 128 threads x 8 elements: 16-byte loads of bf16, 2 x 16 bytes of fp32
@@ -226,31 +226,20 @@ def forward(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, p: LI
     x, sxt, sxm = _inner_stride(x)
     v0 = v0.contiguous()
     quant = p.u_bits is not None
-    dev = x.device
-    spikes = torch.empty((T, M), dtype=x.dtype, device=dev)
-    v_last = torch.empty((M,), dtype=torch.float32, device=dev)
-    # a float32 membrane to record is the saved H itself: no second copy
-    write_h = need_h and (quant or x.dtype != torch.float32)
-    write_state = save or (need_h and not write_h)
-    state = torch.empty((T, M), dtype=torch.int8 if quant else torch.float32, device=dev) \
-        if write_state else None
-    frac = torch.empty((T, M), dtype=torch.float16, device=dev) if quant and save else None
-    h_seq = torch.empty((T, M), dtype=x.dtype, device=dev) if write_h else None
+    out = ForwardBuffers.allocate(x, p, need_h, save)
     blocks = triton.cdiv(M, BLOCK)
     target = target.contiguous() if target is not None else None
-    partial = torch.zeros((max(blocks, 1),), dtype=torch.float32, device=dev) if target is not None else None
+    partial = torch.zeros((max(blocks, 1),), dtype=torch.float32, device=x.device) if target is not None else None
     if M:
+        spare = out.spikes  # any tensor, for pointers a kernel variant does not use
         _lif_fwd_kernel[(blocks,)](
-            x, sxt, sxm, v0, delta if quant else v0, spikes, v_last,
-            state if write_state else spikes, frac if frac is not None else spikes,
-            h_seq if write_h else spikes, target if target is not None else spikes,
-            partial if partial is not None else v_last, M, p.tau, p.v_threshold, p.reset_value,
-            T=T, NEED_H=write_h, SAVE=write_state, TARGET=target is not None, BLOCK=BLOCK,
+            x, sxt, sxm, v0, delta if quant else v0, out.spikes, out.v_last,
+            out.state if out.write_state else spare, out.frac if out.frac is not None else spare,
+            out.h_seq if out.write_h else spare, target if target is not None else spare,
+            partial if partial is not None else out.v_last, M, p.tau, p.v_threshold, p.reset_value,
+            T=T, NEED_H=out.write_h, SAVE=out.write_state, TARGET=target is not None, BLOCK=BLOCK,
             num_warps=NUM_WARPS, **_flags(p))
-    if need_h and not write_h:
-        h_seq = state
-    mse = partial.sum() if partial is not None else None
-    return spikes, v_last, h_seq, (state if save else None), frac, mse
+    return out.outputs(need_h, save, partial.sum() if partial is not None else None)
 
 
 def backward(grad_s, grad_v, grad_h, state, frac, delta, p: LIFParams, out_dtype: torch.dtype,

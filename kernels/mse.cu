@@ -3,22 +3,7 @@
 // (warp shuffles, then one warp over the warps); the caller sums the block partials.
 // Grid-stride loop, so any n works with any grid size. No CUDA headers needed.
 
-struct f16 { unsigned short bits; };
-struct bf16 { unsigned short bits; };
-
-__device__ __forceinline__ float to_f32(float v) { return v; }
-__device__ __forceinline__ float to_f32(f16 v) {
-    float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(v.bits)); return f;
-}
-__device__ __forceinline__ float to_f32(bf16 v) { return __uint_as_float(((unsigned int)v.bits) << 16); }
-template <typename T> __device__ __forceinline__ T from_f32(float v);
-template <> __device__ __forceinline__ float from_f32<float>(float v) { return v; }
-template <> __device__ __forceinline__ f16 from_f32<f16>(float v) {
-    f16 r; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(r.bits) : "f"(v)); return r;
-}
-template <> __device__ __forceinline__ bf16 from_f32<bf16>(float v) {
-    bf16 r; asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(r.bits) : "f"(v)); return r;
-}
+#include "cuda_common.cuh"
 
 template <typename T>
 __global__ void membrane_mse(const T* __restrict__ s, const T* __restrict__ t, T* __restrict__ g,
@@ -31,15 +16,7 @@ __global__ void membrane_mse(const T* __restrict__ s, const T* __restrict__ t, T
         if (write_grad) g[i] = from_f32<T>(d * scale);
         acc += d * d;
     }
-    for (int off = 16; off > 0; off >>= 1) acc += __shfl_down_sync(0xffffffffu, acc, off);
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    if (lane == 0) warp_sums[warp] = acc;
-    __syncthreads();
-    if (warp == 0) {
-        acc = lane < ((blockDim.x + 31) >> 5) ? warp_sums[lane] : 0.0f;
-        for (int off = 16; off > 0; off >>= 1) acc += __shfl_down_sync(0xffffffffu, acc, off);
-        if (lane == 0) partial[blockIdx.x] = acc;
-    }
+    block_reduce(acc, warp_sums, partial);
 }
 
 #ifdef MDSNN_COMPILE_CHECK

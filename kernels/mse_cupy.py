@@ -22,7 +22,8 @@ def _module():
     import cupy
 
     names = [f"membrane_mse<{t}>" for t in _TYPE_NAMES.values()]
-    return cupy.RawModule(code=SOURCE.read_text(), options=("--std=c++17",), name_expressions=names)
+    options = ("--std=c++17", f"-I{SOURCE.parent}")  # cuda_common.cuh beside the source
+    return cupy.RawModule(code=SOURCE.read_text(), options=options, name_expressions=names)
 
 
 def mse_forward(s: torch.Tensor, t: torch.Tensor, scale: float, need_grad: bool):

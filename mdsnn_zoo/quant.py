@@ -111,6 +111,16 @@ class _QuantLayerMixin:
     def grid_node(self) -> QuantLIFNode | None:
         return self.__dict__.get("_grid_node")
 
+    def _take_weights(self, src: nn.Module):
+        """Copy ``src``'s weight and bias (same shapes) and initialise the weight scale from them."""
+        self.to(src.weight.device)
+        with torch.no_grad():
+            self.weight.copy_(src.weight)
+            if src.bias is not None:
+                self.bias.copy_(src.bias)
+        self.weight_quant.init_scale(self.weight)
+        return self
+
     def quantized_weight(self) -> torch.Tensor:
         return self.weight_quant(self.weight)
 
@@ -137,13 +147,7 @@ class QuantConv2d(_QuantLayerMixin, layer.Conv2d):
         q = cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
                 conv.dilation, conv.groups, conv.bias is not None, conv.padding_mode,
                 getattr(conv, "step_mode", "s"), w_bits, pot)
-        q.to(conv.weight.device)
-        with torch.no_grad():
-            q.weight.copy_(conv.weight)
-            if conv.bias is not None:
-                q.bias.copy_(conv.bias)
-        q.weight_quant.init_scale(q.weight)
-        return q
+        return q._take_weights(conv)
 
     def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
         return super()._conv_forward(input, self.quantized_weight(), self.quantized_bias())
@@ -161,13 +165,7 @@ class QuantLinear(_QuantLayerMixin, layer.Linear):
     def from_float(cls, linear: nn.Linear, w_bits: int, pot: bool = False) -> QuantLinear:
         q = cls(linear.in_features, linear.out_features, linear.bias is not None,
                 getattr(linear, "step_mode", "s"), w_bits, pot)
-        q.to(linear.weight.device)
-        with torch.no_grad():
-            q.weight.copy_(linear.weight)
-            if linear.bias is not None:
-                q.bias.copy_(linear.bias)
-        q.weight_quant.init_scale(q.weight)
-        return q
+        return q._take_weights(linear)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.quantized_weight(), self.quantized_bias())  # any leading dims
