@@ -3,6 +3,7 @@ and verified; MD distillation runs; two processes train together through torchru
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -89,7 +90,7 @@ def test_augmentation_is_seeded_and_keeps_shapes():
     assert a.shape == x.shape and torch.equal(a, b) and not torch.equal(a, x)
 
 
-def test_qat_and_md_from_a_teacher(data_root, tmp_path):
+def test_qat_md_eval_and_plot_from_a_teacher(data_root, tmp_path, capsys):
     train(_cfg(data_root, tmp_path / "fp", epochs=1), log=lambda *_: None)
     teacher = tmp_path / "fp" / "best.safetensors"
     qat = train(_cfg(data_root, tmp_path / "qat", method="qat", init=str(teacher), w_bits=2, u_bits=2,
@@ -102,6 +103,19 @@ def test_qat_and_md_from_a_teacher(data_root, tmp_path):
     assert float(last[header.index("mem")]) > 0 and float(last[header.index("kd")]) >= 0
     student = _weights(tmp_path / "md" / "last.safetensors")
     assert any(k.endswith("weight_quant.scale") for k in student) and any(k.endswith("delta") for k in student)
+
+    # eval: the student's top-1 on a split and its membrane MSE to the teacher it was distilled from
+    from mdsnn_zoo.cli import main
+
+    md_ckpt = str(tmp_path / "md" / "last.safetensors")
+    assert main(["eval", md_ckpt, "--data-root", str(data_root), "--split", "train", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert 0 <= result["top1"] <= 100 and result["samples"] == 400 and result["membrane_mse"] > 0
+    # plot membranes: teacher, QAT and MD student on the same images, one PNG
+    png = tmp_path / "membranes.png"
+    assert main(["plot", "membranes", "--teacher", str(teacher), "--qat", str(tmp_path / "qat" / "last.safetensors"),
+                 "--md", md_ckpt, "--dataset", "fashion-mnist", "--samples", "8", "--out", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 
 
 def test_two_processes_with_torchrun(data_root, tmp_path):
