@@ -37,7 +37,7 @@ __global__ void lif_fwd(const Tin* __restrict__ x, long long sxt, long long sxm,
                         float* __restrict__ h_state, signed char* __restrict__ q_state,
                         f16* __restrict__ frac_out, Tin* __restrict__ h_out,
                         const Tin* __restrict__ target, float* __restrict__ mse_partial,
-                        long long M, int T, float tau, float v_th, float v_rst,
+                        long long M, int T, float tau, float v_th, float v_rst, float vr_rel,
                         int quant, int hard, int decay, int need_h, int save, int has_target,
                         int qmin, int qmax) {
     __shared__ float block_sum[32];
@@ -46,13 +46,13 @@ __global__ void lif_fwd(const Tin* __restrict__ x, long long sxt, long long sxm,
     float d = 1.0f, theta = 0.0f, r = v_rst;
     if (quant) {
         d = delta[0];
-        theta = clampf(floorf(__fdiv_rn(v_th, d) + 0.5f), 1.0f, fqmax);
-        r = clampf(floorf(__fdiv_rn(v_rst, d) + 0.5f), fqmin, fqmax);
+        theta = fmaxf(floorf(__fdiv_rn(v_th, d) + 0.5f), 1.0f);
+        r = clampf(floorf(__fdiv_rn(vr_rel, d) + 0.5f), fqmin, fqmax);
     }
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < M;
          i += (long long)gridDim.x * blockDim.x) {
         float v = v0[i];
-        if (quant) v = floorf(__fdiv_rn(v, d) + 0.5f);
+        if (quant) v = floorf(__fdiv_rn(__fsub_rn(v, v_th), d) + 0.5f);  // codes relative to V_th
         for (int t = 0; t < T; ++t) {
             float xt = to_f32(x[t * sxt + i * sxm]);
             if (quant) xt = __fdiv_rn(xt, d);
@@ -65,14 +65,15 @@ __global__ void lif_fwd(const Tin* __restrict__ x, long long sxt, long long sxm,
                 if (h != h) q = fqmin;
                 const bool inside = (h >= fqmin) && (h <= fqmax);
                 const float frac = inside ? q - h : FRAC_OUT;
-                s = q >= theta ? 1.0f : 0.0f;
+                s = q >= 0.0f ? 1.0f : 0.0f;
                 v = hard ? (s > 0.0f ? r : q) : q - theta * s;
+                const float hq = __fadd_rn(v_th, __fmul_rn(q, d));  // volts, no fused multiply-add
                 if (save) {
                     q_state[o] = (signed char)q;
                     frac_out[o] = from_f32<f16>(frac);
                 }
-                if (need_h) h_out[o] = from_f32<Tin>(q * d);
-                if (has_target) { const float e = q * d - to_f32(target[o]); err += e * e; }
+                if (need_h) h_out[o] = from_f32<Tin>(hq);
+                if (has_target) { const float e = hq - to_f32(target[o]); err += e * e; }
             } else {
                 s = h >= v_th ? 1.0f : 0.0f;
                 v = hard ? __fadd_rn(__fmul_rn(h, 1.0f - s), __fmul_rn(v_rst, s))
@@ -83,7 +84,7 @@ __global__ void lif_fwd(const Tin* __restrict__ x, long long sxt, long long sxm,
             }
             s_out[o] = from_f32<Tin>(s);
         }
-        v_last[i] = quant ? v * d : v;
+        v_last[i] = quant ? __fadd_rn(v_th, __fmul_rn(v, d)) : v;
     }
     if (has_target) block_reduce(err, block_sum, mse_partial);
 }
@@ -96,7 +97,7 @@ __global__ void lif_bwd(const Tin* __restrict__ gs, long long sgt, long long sgm
                         const f16* __restrict__ frac_in, const float* __restrict__ delta,
                         Tin* __restrict__ gx, float* __restrict__ gv0, float* __restrict__ gdelta_partial,
                         const Tin* __restrict__ target, const float* __restrict__ coef_ptr,
-                        long long M, int T, float tau, float v_th, float v_rst, float alpha,
+                        long long M, int T, float tau, float v_th, float v_rst, float vr_rel, float alpha,
                         int quant, int hard, int decay, int detach, int sg_kind, int has_gv, int has_gh,
                         int has_target, int qmin, int qmax) {
     __shared__ float block_sum[32];
@@ -105,8 +106,8 @@ __global__ void lif_bwd(const Tin* __restrict__ gs, long long sgt, long long sgm
     float d = 1.0f, theta = 0.0f, r = v_rst;
     if (quant) {
         d = delta[0];
-        theta = clampf(floorf(__fdiv_rn(v_th, d) + 0.5f), 1.0f, fqmax);
-        r = clampf(floorf(__fdiv_rn(v_rst, d) + 0.5f), fqmin, fqmax);
+        theta = fmaxf(floorf(__fdiv_rn(v_th, d) + 0.5f), 1.0f);
+        r = clampf(floorf(__fdiv_rn(vr_rel, d) + 0.5f), fqmin, fqmax);
     }
     float gdelta = 0.0f;
     const float coef = has_target ? coef_ptr[0] : 0.0f;
@@ -120,8 +121,8 @@ __global__ void lif_bwd(const Tin* __restrict__ gs, long long sgt, long long sgm
             if (quant) {
                 q = (float)q_state[o];
                 fc = to_f32(frac_in[o]);
-                s = q >= theta ? 1.0f : 0.0f;
-                u = (q - theta) * d;
+                s = q >= 0.0f ? 1.0f : 0.0f;
+                u = q * d;
                 dv_ds = hard ? (r - q) * d : -theta * d;
             } else {
                 const float h = h_state[o];
@@ -135,14 +136,14 @@ __global__ void lif_bwd(const Tin* __restrict__ gs, long long sgt, long long sgm
             const float g_u = g_s * surrogate_grad(u, alpha, sg_kind);
             float g_hq = g_u + gv * dv_dh;
             if (has_gh) g_hq += to_f32(gh[t * sht + i * shm]);
-            if (has_target) g_hq += coef * ((quant ? q * d : hv) - to_f32(target[o]));
+            if (has_target) g_hq += coef * ((quant ? v_th + q * d : hv) - to_f32(target[o]));
             float g_h = g_hq;
             if (quant) {
                 const bool inside = fc != FRAC_OUT;
                 const float lsq = inside ? fc : q;
                 const float dv_dd = hard ? r * s : -theta * s;
                 g_h = inside ? g_hq : 0.0f;
-                gdelta += g_hq * lsq - g_u * theta + gv * dv_dd + g_h * (r * inv_tau);
+                gdelta += g_hq * lsq + gv * dv_dd + g_h * (r * inv_tau);
             }
             gx[o] = from_f32<Tin>(decay ? g_h * inv_tau : g_h);
             gv = g_h - g_h * inv_tau;
@@ -154,24 +155,24 @@ __global__ void lif_bwd(const Tin* __restrict__ gs, long long sgt, long long sgm
 
 #ifdef MDSNN_COMPILE_CHECK  // nvcc -DMDSNN_COMPILE_CHECK: instantiate what lif_cupy.py asks for
 template __global__ void lif_fwd<float>(const float*, long long, long long, const float*, const float*,
-    float*, float*, float*, signed char*, f16*, float*, const float*, float*, long long, int, float, float, float,
+    float*, float*, float*, signed char*, f16*, float*, const float*, float*, long long, int, float, float, float, float,
     int, int, int, int, int, int, int, int);
 template __global__ void lif_fwd<f16>(const f16*, long long, long long, const float*, const float*,
-    f16*, float*, float*, signed char*, f16*, f16*, const f16*, float*, long long, int, float, float, float,
+    f16*, float*, float*, signed char*, f16*, f16*, const f16*, float*, long long, int, float, float, float, float,
     int, int, int, int, int, int, int, int);
 template __global__ void lif_fwd<bf16>(const bf16*, long long, long long, const float*, const float*,
-    bf16*, float*, float*, signed char*, f16*, bf16*, const bf16*, float*, long long, int, float, float, float,
+    bf16*, float*, float*, signed char*, f16*, bf16*, const bf16*, float*, long long, int, float, float, float, float,
     int, int, int, int, int, int, int, int);
 template __global__ void lif_bwd<float>(const float*, long long, long long, const float*, const float*,
     long long, long long, const float*, const signed char*, const f16*, const float*, float*,
-    float*, float*, const float*, const float*, long long, int, float, float, float, float,
+    float*, float*, const float*, const float*, long long, int, float, float, float, float, float,
     int, int, int, int, int, int, int, int, int, int);
 template __global__ void lif_bwd<f16>(const f16*, long long, long long, const float*, const f16*,
     long long, long long, const float*, const signed char*, const f16*, const float*, f16*,
-    float*, float*, const f16*, const float*, long long, int, float, float, float, float,
+    float*, float*, const f16*, const float*, long long, int, float, float, float, float, float,
     int, int, int, int, int, int, int, int, int, int);
 template __global__ void lif_bwd<bf16>(const bf16*, long long, long long, const float*, const bf16*,
     long long, long long, const float*, const signed char*, const f16*, const float*, bf16*,
-    float*, float*, const bf16*, const float*, long long, int, float, float, float, float,
+    float*, float*, const bf16*, const float*, long long, int, float, float, float, float, float,
     int, int, int, int, int, int, int, int, int, int);
 #endif

@@ -83,8 +83,9 @@ def forward(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, p: LI
         args = (_ptr(x), sxt, sxm, _ptr(v0), _ptr(delta if quant else None), _ptr(out.spikes),
                 _ptr(out.v_last), _ptr(None if quant else out.state), _ptr(out.state if quant else None),
                 _ptr(out.frac), _ptr(out.h_seq), _ptr(target), _ptr(partial), np.int64(M), np.int32(T),
-                np.float32(p.tau), np.float32(p.v_threshold), np.float32(p.reset_value), *_flags(p),
-                np.int32(out.write_h), np.int32(out.write_state), np.int32(target is not None), *_grid_range(p))
+                np.float32(p.tau), np.float32(p.v_threshold), np.float32(p.reset_value),
+                np.float32(p.reset_value - p.v_threshold), *_flags(p), np.int32(out.write_h),
+                np.int32(out.write_state), np.int32(target is not None), *_grid_range(p))
         _launch(_kernel("fwd", x.dtype), M, args)
     return out.outputs(need_h, save, partial.sum() if partial is not None else None)
 
@@ -112,7 +113,8 @@ def backward(grad_s, grad_v, grad_h, state, frac, delta, p: LIFParams, out_dtype
                 _ptr(None if quant else state), _ptr(state if quant else None), _ptr(frac),
                 _ptr(delta if quant else None), _ptr(grad_x), _ptr(grad_v0), _ptr(partial),
                 _ptr(target), _ptr(coef), np.int64(M), np.int32(T), np.float32(p.tau), np.float32(p.v_threshold),
-                np.float32(p.reset_value), np.float32(p.alpha), *_flags(p), np.int32(p.detach_reset),
+                np.float32(p.reset_value), np.float32(p.reset_value - p.v_threshold), np.float32(p.alpha),
+                *_flags(p), np.int32(p.detach_reset),
                 np.int32(SURROGATES.index(p.surrogate)), np.int32(grad_v is not None),
                 np.int32(grad_h is not None), np.int32(target is not None), *_grid_range(p))
         _launch(_kernel("bwd", out_dtype), M, args)

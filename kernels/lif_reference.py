@@ -13,22 +13,27 @@ Equations, for t = 0 .. T-1, in volts (SpikingJelly's LIF when ``u_bits is None`
     reset    V[t] = H[t] (1 - S[t]) + V_r S[t]                     (hard)
              V[t] = H[t] - V_th S[t]                               (soft)
 
-Quantized membrane (``u_bits = b``, 2..8), with step ``delta`` (Δ, volts per level). The membrane
-lives on the signed grid ``{k Δ : k = -2^(b-1) .. 2^(b-1)-1}`` and is computed in grid units
-(integer codes), so that exact .5 ties round the same way on every backend and in integer hardware:
+Quantized membrane (``u_bits = b``, 2..8), with step ``delta`` (Δ, volts per level). The grid is
+anchored at the threshold: the membrane takes the values ``V_th + k Δ``, ``k = qmin .. qmax`` =
+``-2^(b-1) .. 2^(b-1)-1``, so a neuron fires exactly when its quantized membrane reaches ``V_th``
+(code 0 and up) whatever Δ is: Δ sets the resolution, never the threshold. It is computed in grid
+units (integer codes relative to V_th), so that exact .5 ties round the same way on every backend
+and in integer hardware:
 
     x[t] = X[t] / Δ                     (IEEE division, never a reciprocal multiply)
-    h[t] = charge(v[t-1], x[t])         (same formula, in grid units; v, r, θ integers)
+    h[t] = charge(v[t-1], x[t])         (same formula in grid units, with r for V_r; v, r integers)
     q[t] = clamp(floor(h[t] + 1/2), qmin, qmax)    ties round up; NaN -> qmin
-    S[t] = [q[t] >= θ]                  θ = clamp(floor(V_th / Δ + 1/2), 1, qmax)
-    v[t] = r if S[t] else q[t]          (hard; r = clamp(floor(v_reset / Δ + 1/2), qmin, qmax))
-    v[t] = q[t] - θ S[t]                (soft)
+    S[t] = [q[t] >= 0]                  (H_q = V_th + q Δ >= V_th)
+    v[t] = r if S[t] else q[t]          (hard; r = clamp(floor((v_reset - V_th) / Δ + 1/2), qmin, qmax))
+    v[t] = q[t] - θ S[t]                (soft; θ = max(1, floor(V_th / Δ + 1/2)), and r uses V_r = 0)
 
-So the threshold sits on the grid level nearest ``v_threshold`` (at least 1, at most qmax), and the
-quantized value is what fires, what resets and what carries to t+1: the state is always on the grid.
-The initial state ``v0`` (volts) is snapped to the grid the same way.
+The quantized value is what fires, what resets and what carries to t+1: the state is always on the
+grid. The initial state ``v0`` (volts) is snapped to the grid the same way. The reset level is
+on the grid too (the level nearest v_reset; the lowest level if v_reset lies below the grid).
+``QuantLIFNode`` starts with Δ = V_th / 2^(b-2): the grid spans [-V_th, V_th (2 - 2^(2-b))] and holds
+0 (the usual v_reset) exactly.
 
-Backward (surrogate gradient σ'(u) of the spike at u = H - V_th, or u = (q - θ) Δ when quantized):
+Backward (surrogate gradient σ'(u) of the spike at u = H - V_th, which is q Δ when quantized):
 
     gS  = dL/dS[t] + [not detach_reset] gV · ∂V/∂S        ∂V/∂S = V_r - H (hard), -V_th (soft)
     gHq = gS σ'(u) + gV · ∂V/∂H + dL/dH[t]                ∂V/∂H = 1 - S (hard), 1 (soft)
@@ -38,8 +43,8 @@ Backward (surrogate gradient σ'(u) of the spike at u = H - V_th, or u = (q - θ
 
 ``dL/dH[t]`` is the gradient arriving on the recorded membrane ``h_seq`` (membrane distillation):
 it is folded into the reverse-time recurrence, so no separate pass over memory is needed. Δ gets
-LSQ's gradient through the quantizer, ``∂(qΔ)/∂Δ = q - h`` inside the range and ``q`` outside, plus
-its share through the quantized threshold θΔ and reset level rΔ.
+LSQ's gradient through the quantizer, ``∂(V_th + qΔ)/∂Δ = q - h`` inside the range and ``q`` outside,
+plus its share through the reset level V_th + rΔ (and θΔ, the soft reset's step).
 
 Saved for backward: with ``u_bits``, the codes q as int8 and the rounding residual ``q - h`` (for
 Δ's gradient) as float16 (2 marks "outside the range"; error at most 2^-12): 3 bytes per element
@@ -124,9 +129,10 @@ def surrogate_primitive(u: torch.Tensor, kind: str, alpha: float) -> torch.Tenso
 
 
 def grid_constants(delta: torch.Tensor, p: LIFParams) -> tuple[torch.Tensor, torch.Tensor]:
-    """(θ, r): threshold and reset level in grid units, as float tensors holding integers."""
-    theta = torch.floor(p.v_threshold / delta + 0.5).clamp(1, p.qmax)
-    r = torch.floor(p.reset_value / delta + 0.5).clamp(p.qmin, p.qmax)
+    """(θ, r) in grid units, float tensors holding integers: θ = round(V_th / Δ) ≥ 1, what the soft
+    reset subtracts; r = round((V_r - V_th) / Δ) clamped to the codes, the reset (and leak) level."""
+    theta = torch.floor(p.v_threshold / delta + 0.5).clamp_min(1)
+    r = torch.floor((p.reset_value - p.v_threshold) / delta + 0.5).clamp(p.qmin, p.qmax)
     return theta, r
 
 
@@ -213,26 +219,26 @@ def lif_forward(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, p
 
     d = delta.to(cdt)
     theta, r = grid_constants(d, p)
-    v = torch.floor(v / d + 0.5)
+    v = torch.floor((v - p.v_threshold) / d + 0.5)  # volts -> codes relative to the threshold
     for t in range(T):
         h = _charge(v, x[t].to(cdt) / d, r, p)
         q = torch.where(h == h, torch.floor(h + 0.5).clamp(p.qmin, p.qmax), float(p.qmin))
         in_range = (h >= p.qmin) & (h <= p.qmax)
         frac = torch.where(in_range, q - h, FRAC_OUT)
-        s = q >= theta
+        s = q >= 0
         v = torch.where(s, r, q) if p.hard_reset else q - theta * s.to(cdt)
         spikes.append(s.to(x.dtype).unsqueeze(0))
         if save:
             states.append(q.to(torch.int8).unsqueeze(0))
             fracs.append(frac.to(torch.float16).unsqueeze(0))
         if need_h:
-            hs.append((q * d).to(x.dtype).unsqueeze(0))
+            hs.append((p.v_threshold + q * d).to(x.dtype).unsqueeze(0))
         if target is not None:
-            mse = mse + (q * d - target[t].to(cdt)).square().sum()
+            mse = mse + (p.v_threshold + q * d - target[t].to(cdt)).square().sum()
     h_seq = torch.cat(hs) if need_h else None
     if not save:
-        return torch.cat(spikes), v * d, h_seq, None, None, mse
-    return torch.cat(spikes), v * d, h_seq, torch.cat(states), torch.cat(fracs), mse
+        return torch.cat(spikes), p.v_threshold + v * d, h_seq, None, None, mse
+    return torch.cat(spikes), p.v_threshold + v * d, h_seq, torch.cat(states), torch.cat(fracs), mse
 
 
 def lif_backward(grad_s: torch.Tensor, grad_v: torch.Tensor | None, grad_h: torch.Tensor | None,
@@ -262,8 +268,8 @@ def lif_backward(grad_s: torch.Tensor, grad_v: torch.Tensor | None, grad_h: torc
             q = state[t].to(cdt)
             fc = frac[t].to(cdt)
             inside = fc != FRAC_OUT
-            s = (q >= theta).to(cdt)
-            u = (q - theta) * d
+            s = (q >= 0).to(cdt)
+            u = q * d
             dv_ds = (r - q) * d if p.hard_reset else -theta * d
         else:
             h = state[t].to(cdt)
@@ -279,13 +285,13 @@ def lif_backward(grad_s: torch.Tensor, grad_v: torch.Tensor | None, grad_h: torc
         if grad_h is not None:
             g_hq = g_hq + grad_h[t].to(cdt)
         if target is not None:
-            hq = q * d if quant else h
+            hq = p.v_threshold + q * d if quant else h
             g_hq = g_hq + coef.to(cdt) * (hq - target[t].to(cdt))
         if quant:
             lsq = torch.where(inside, fc, q)
             dv_ddelta = r * s if p.hard_reset else -theta * s
             g_h = torch.where(inside, g_hq, 0.0)
-            gdelta = gdelta + (g_hq * lsq - g_u * theta + gv * dv_ddelta + g_h * (r * inv_tau)).sum()
+            gdelta = gdelta + (g_hq * lsq + gv * dv_ddelta + g_h * (r * inv_tau)).sum()
         else:
             g_h = g_hq
         grad_x.append((g_h * inv_tau if p.decay_input else g_h).to(out_dtype).unsqueeze(0))
@@ -317,19 +323,20 @@ def lif_autograd(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, 
     else:
         d = delta.to(cdt)
         theta, r = grid_constants(d.detach(), p)
-        v = torch.floor(v / d + 0.5).detach() + (v / d - (v / d).detach())  # snap, straight through
+        v = (v - p.v_threshold) / d
+        v = torch.floor(v + 0.5).detach() + (v - v.detach())  # snap to the grid, straight through
         for t in range(x.shape[0]):
             h = _charge(v, x[t].to(cdt) / d, r, p)
             hd = h.detach()
             q = torch.where(hd == hd, torch.floor(hd + 0.5).clamp(p.qmin, p.qmax), float(p.qmin))
             inside = (hd >= p.qmin) & (hd <= p.qmax)
             hq = torch.where(inside, q + (h - hd), q)  # value q, gradient 1 inside the range
-            s = spike_fn((hq - theta) * d)
+            s = spike_fn(hq * d)
             s_r = s.detach() if p.detach_reset else s
             v = hq * (1 - s_r) + r * s_r if p.hard_reset else hq - theta * s_r
             spikes.append(s.to(x.dtype))
-            hs.append((hq * d).to(x.dtype))
-        v = v * d
+            hs.append((p.v_threshold + hq * d).to(x.dtype))
+        v = p.v_threshold + v * d
     return torch.stack(spikes), v, (torch.stack(hs) if need_h else None)
 
 

@@ -55,7 +55,7 @@ def _surrogate_grad(u, alpha, SG: tl.constexpr):
 def _lif_fwd_kernel(
     x_ptr, stride_xt, stride_xm, v0_ptr, delta_ptr,
     s_ptr, vlast_ptr, state_ptr, frac_ptr, h_ptr, tgt_ptr, mse_ptr, M,
-    tau, v_th, v_rst,
+    tau, v_th, v_rst, vr_rel,
     T: tl.constexpr, QUANT: tl.constexpr, HARD: tl.constexpr, DECAY: tl.constexpr,
     NEED_H: tl.constexpr, SAVE: tl.constexpr, TARGET: tl.constexpr,
     QMIN: tl.constexpr, QMAX: tl.constexpr, BLOCK: tl.constexpr,
@@ -66,9 +66,9 @@ def _lif_fwd_kernel(
     v = tl.load(v0_ptr + offs, mask=mask, other=0.0).to(tl.float32)
     if QUANT:
         d = tl.load(delta_ptr).to(tl.float32)
-        theta = tl.minimum(tl.maximum(tl.floor(tl.div_rn(v_th, d) + 0.5), 1.0), QMAX)
-        r = tl.minimum(tl.maximum(tl.floor(tl.div_rn(v_rst, d) + 0.5), QMIN), QMAX)
-        v = tl.floor(tl.div_rn(v, d) + 0.5)
+        theta = tl.maximum(tl.floor(tl.div_rn(v_th, d) + 0.5), 1.0)
+        r = tl.minimum(tl.maximum(tl.floor(tl.div_rn(vr_rel, d) + 0.5), QMIN), QMAX)
+        v = tl.floor(tl.div_rn(v - v_th, d) + 0.5)  # codes relative to the threshold
     else:
         r = v_rst
     if TARGET:
@@ -87,7 +87,7 @@ def _lif_fwd_kernel(
             q = tl.where(h == h, q, QMIN)
             inside = (h >= QMIN) & (h <= QMAX)
             frac = tl.where(inside, q - h, FRAC_OUT)
-            spike = q >= theta
+            spike = q >= 0.0
             s = spike.to(tl.float32)
             if HARD:
                 v = tl.where(spike, r, q)
@@ -96,10 +96,11 @@ def _lif_fwd_kernel(
             if SAVE:
                 tl.store(state_ptr + out, q.to(tl.int8), mask=mask)
                 tl.store(frac_ptr + out, frac.to(tl.float16), mask=mask)
+            hq = v_th + q * d  # volts; no fused multiply-add (enable_fp_fusion=False), as in torch
             if NEED_H:
-                tl.store(h_ptr + out, (q * d).to(h_ptr.dtype.element_ty), mask=mask)
+                tl.store(h_ptr + out, hq.to(h_ptr.dtype.element_ty), mask=mask)
             if TARGET:
-                e = q * d - tl.load(tgt_ptr + out, mask=mask, other=0.0).to(tl.float32)
+                e = hq - tl.load(tgt_ptr + out, mask=mask, other=0.0).to(tl.float32)
                 err += tl.where(mask, e * e, 0.0)
         else:
             s = (h >= v_th).to(tl.float32)
@@ -116,7 +117,7 @@ def _lif_fwd_kernel(
                 err += tl.where(mask, e * e, 0.0)
         tl.store(s_ptr + out, s.to(s_ptr.dtype.element_ty), mask=mask)
     if QUANT:
-        v = v * d
+        v = v_th + v * d
     tl.store(vlast_ptr + offs, v, mask=mask)
     if TARGET:
         tl.store(mse_ptr + pid, tl.sum(err, axis=0))
@@ -126,7 +127,7 @@ def _lif_fwd_kernel(
 def _lif_bwd_kernel(
     gs_ptr, stride_gst, stride_gsm, gv_ptr, gh_ptr, stride_ght, stride_ghm,
     state_ptr, frac_ptr, delta_ptr, gx_ptr, gv0_ptr, gdelta_ptr, tgt_ptr, coef_ptr, M,
-    tau, v_th, v_rst, alpha,
+    tau, v_th, v_rst, vr_rel, alpha,
     T: tl.constexpr, QUANT: tl.constexpr, HARD: tl.constexpr, DECAY: tl.constexpr,
     DETACH: tl.constexpr, SG: tl.constexpr, HAS_GV: tl.constexpr, HAS_GH: tl.constexpr, TARGET: tl.constexpr,
     QMIN: tl.constexpr, QMAX: tl.constexpr, BLOCK: tl.constexpr,
@@ -141,8 +142,8 @@ def _lif_bwd_kernel(
         gv = tl.zeros([BLOCK], dtype=tl.float32)
     if QUANT:
         d = tl.load(delta_ptr).to(tl.float32)
-        theta = tl.minimum(tl.maximum(tl.floor(tl.div_rn(v_th, d) + 0.5), 1.0), QMAX)
-        r = tl.minimum(tl.maximum(tl.floor(tl.div_rn(v_rst, d) + 0.5), QMIN), QMAX)
+        theta = tl.maximum(tl.floor(tl.div_rn(v_th, d) + 0.5), 1.0)
+        r = tl.minimum(tl.maximum(tl.floor(tl.div_rn(vr_rel, d) + 0.5), QMIN), QMAX)
         gdelta = tl.zeros([BLOCK], dtype=tl.float32)
     if TARGET:
         coef = tl.load(coef_ptr).to(tl.float32)
@@ -154,8 +155,8 @@ def _lif_bwd_kernel(
             q = tl.load(state_ptr + idx, mask=mask, other=0).to(tl.float32)
             fc = tl.load(frac_ptr + idx, mask=mask, other=0.0).to(tl.float32)
             inside = fc != FRAC_OUT
-            s = (q >= theta).to(tl.float32)
-            u = (q - theta) * d
+            s = (q >= 0.0).to(tl.float32)
+            u = q * d
             if HARD:
                 dv_ds = (r - q) * d
             else:
@@ -181,7 +182,7 @@ def _lif_bwd_kernel(
         if TARGET:
             tgt = tl.load(tgt_ptr + idx, mask=mask, other=0.0).to(tl.float32)
             if QUANT:
-                g_hq += coef * (q * d - tgt)
+                g_hq += coef * (v_th + q * d - tgt)
             else:
                 g_hq += coef * (h - tgt)
         if QUANT:
@@ -191,7 +192,7 @@ def _lif_bwd_kernel(
             else:
                 dv_dd = -theta * s
             g_h = tl.where(inside, g_hq, 0.0)
-            contrib = g_hq * lsq - g_u * theta + gv * dv_dd + g_h * (r * inv_tau)
+            contrib = g_hq * lsq + gv * dv_dd + g_h * (r * inv_tau)
             gdelta += tl.where(mask, contrib, 0.0)
         else:
             g_h = g_hq
@@ -237,8 +238,9 @@ def forward(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, p: LI
             out.state if out.write_state else spare, out.frac if out.frac is not None else spare,
             out.h_seq if out.write_h else spare, target if target is not None else spare,
             partial if partial is not None else out.v_last, M, p.tau, p.v_threshold, p.reset_value,
+            p.reset_value - p.v_threshold,
             T=T, NEED_H=out.write_h, SAVE=out.write_state, TARGET=target is not None, BLOCK=BLOCK,
-            num_warps=NUM_WARPS, **_flags(p))
+            num_warps=NUM_WARPS, enable_fp_fusion=False, **_flags(p))
     return out.outputs(need_h, save, partial.sum() if partial is not None else None)
 
 
@@ -267,7 +269,7 @@ def backward(grad_s, grad_v, grad_h, state, frac, delta, p: LIFParams, out_dtype
             state, frac if quant else state, delta if quant else grad_v0,
             grad_x, grad_v0, partial if quant else grad_v0,
             target if target is not None else grad_v0, coef if coef is not None else grad_v0, M,
-            p.tau, p.v_threshold, p.reset_value, p.alpha,
+            p.tau, p.v_threshold, p.reset_value, p.reset_value - p.v_threshold, p.alpha,
             T=T, DETACH=p.detach_reset, SG=SURROGATES.index(p.surrogate),
             HAS_GV=grad_v is not None, HAS_GH=grad_h is not None, TARGET=target is not None,
             BLOCK=BLOCK, num_warps=NUM_WARPS, **_flags(p))

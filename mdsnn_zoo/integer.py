@@ -10,7 +10,7 @@ a shift for the leak ``tau = 2^k``. For every weight scale ``s_c = 2^e_c`` and s
     H     = v 2^(F+k) + X_F - (v - r) 2^F                      (decay_input; = h 2^(F+k))
     H     = v 2^(F+k) - (v - r) 2^F + X_F 2^k                  (no decay_input)
     q     = clamp((H + 2^(F+k-1)) >> (F+k), qmin, qmax)        (= floor(h + 1/2): ties up)
-    S     = q >= θ;  v = r if S else q  (hard)  or  q - θ S  (soft)
+    S     = q >= 0 (codes count from the threshold);  v = r if S else q (hard), q - θ S (soft)
 
 This is what the float kernels compute (they work in grid units, and with power-of-two scales
 every float operation there is exact), so the spikes agree bit for bit; the tests check it.
@@ -90,7 +90,9 @@ def _integer_lif(node: QuantLIFNode, acc: torch.Tensor, e_w: torch.Tensor, bias:
     shift = (e_w - e).view(shape)
     frac = max(0, int(-shift.min()))
     x_fixed = torch.bitwise_left_shift(acc, shift + frac) + (bias.view(shape) << frac)
-    v = torch.full(acc.shape[1:], r if p.hard_reset else 0, dtype=torch.int64)  # v_reset on the grid
+    # the initial state (v_reset, or 0 for the soft reset) snapped to the grid as the kernels do
+    v0 = torch.floor((torch.tensor(p.reset_value, dtype=torch.float32) - p.v_threshold) / delta + 0.5)
+    v = torch.full(acc.shape[1:], int(v0), dtype=torch.int64)
     one, half = frac + k, (1 << (frac + k - 1)) if frac + k > 0 else 0
     spikes = []
     for t in range(acc.shape[0]):
@@ -100,7 +102,7 @@ def _integer_lif(node: QuantLIFNode, acc: torch.Tensor, e_w: torch.Tensor, bias:
         else:
             h = (v << one) - vr + (x_fixed[t] << k)
         q = ((h + half) >> one).clamp(p.qmin, p.qmax)
-        s = q >= theta
+        s = q >= 0  # the grid is anchored at the threshold
         v = torch.where(s, torch.full_like(q, r), q) if p.hard_reset else q - theta * s.to(torch.int64)
         spikes.append(s.to(torch.int64))
     return torch.stack(spikes)

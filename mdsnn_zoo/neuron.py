@@ -121,9 +121,10 @@ class QuantLIFNode(base.MemoryModule):
     """Leaky integrate-and-fire neuron whose membrane potential can be quantized to ``u_bits``.
 
     With ``u_bits=None`` it computes what SpikingJelly's ``LIFNode`` computes for the same
-    arguments. With ``u_bits=b`` (2..8) the membrane lives on a signed b-bit grid with a learnable
-    step ``delta`` (volts per level, initialised to ``v_threshold / (2^(b-1) - 1)`` so that the
-    threshold is the top level); see ``lif_reference.py`` for the exact grid, ties and gradients.
+    arguments. With ``u_bits=b`` (2..8) the membrane lives on the b-bit grid ``v_threshold + kΔ``
+    (k = -2^(b-1) .. 2^(b-1)-1) with a learnable step ``delta`` (volts per level, initialised to
+    ``v_threshold / 2^(b-2)``): it fires exactly at the threshold whatever Δ is; see
+    ``lif_reference.py`` for the exact grid, ties and gradients.
 
     Input: ``[T, N, *]`` in multi-step mode, ``[N, *]`` in single-step mode; output spikes of the
     same shape and dtype (float32, float16, bfloat16; float64 on the ``torch`` backend). State
@@ -202,7 +203,7 @@ class QuantLIFNode(base.MemoryModule):
         if u_bits is None:
             self.delta = None
         else:
-            step = self.v_threshold / (2 ** (u_bits - 1) - 1)
+            step = self.v_threshold / 2 ** (u_bits - 2)  # grid V_th + kΔ spans [-V_th, ~2 V_th)
             self.delta = nn.Parameter(torch.tensor(step, dtype=torch.float32))
 
     def step_in_use(self) -> torch.Tensor:
@@ -325,9 +326,11 @@ class QuantLIFNode(base.MemoryModule):
     def _after_reset(self, h: torch.Tensor, s: torch.Tensor, delta: torch.Tensor | None) -> torch.Tensor:
         """V[t] from H[t] and S[t], differentiable through both (the kernels never store it)."""
         v_th, v_r = self.v_threshold, self.v_reset
-        if delta is not None:
+        if delta is not None:  # the grid is anchored at V_th: reset level V_th + rΔ, soft step θΔ
             theta, r = grid_constants(delta, self.params)  # integers, no gradient
-            v_th, v_r = theta * delta, (None if v_r is None else r * delta)
+            if v_r is None:
+                return h - theta * delta * (s.detach() if self.detach_reset else s)
+            v_r = self.v_threshold + r * delta
         if self.detach_reset:
             s = s.detach()
         return h - v_th * s if v_r is None else h * (1 - s) + v_r * s

@@ -53,8 +53,8 @@ def _inputs(c: dict, m: int, device: str, seed: int):
                   detach_reset=c["detach"], surrogate=c["surrogate"], alpha=1.6, u_bits=c["u_bits"])
     delta = torch.tensor(0.29, device=device) if c["u_bits"] else None
     v0 = torch.randn(m, generator=g).to(device) * 0.4
-    if delta is not None:
-        v0 = torch.floor(v0 / delta + 0.5) * delta
+    if delta is not None:  # a state on the grid, which is anchored at v_threshold
+        v0 = p.v_threshold + torch.floor((v0 - p.v_threshold) / delta + 0.5) * delta
     grads = (torch.randn(T, m, generator=g).to(device, dtype), torch.randn(m, generator=g).to(device),
              torch.randn(T, m, generator=g).to(device, dtype))
     return x, v0, delta, p, grads
