@@ -11,7 +11,8 @@
 
 #include "cuda_common.cuh"
 
-#define FRAC_OUT 2.0f  // residual q - h lies in [-1/2, 1/2]; 2 marks "outside [qmin, qmax]"
+#define FRAC_OUT 2.0f   // residual q - h lies in [-1/2, 1/2]; 2 marks "below the grid"
+#define FRAC_TOP -2.0f  // and -2 "above its top level, the threshold": the neuron fired
 
 __device__ __forceinline__ float clampf(float v, float lo, float hi) { return fminf(fmaxf(v, lo), hi); }
 
@@ -39,7 +40,7 @@ __global__ void lif_fwd(const Tin* __restrict__ x, long long sxt, long long sxm,
                         const Tin* __restrict__ target, float* __restrict__ mse_partial,
                         long long M, int T, float tau, float v_th, float v_rst, float vr_rel,
                         int quant, int hard, int decay, int need_h, int save, int has_target,
-                        int qmin, int qmax) {
+                        int qmin, int qmax, int code_offset) {
     __shared__ float block_sum[32];
     float err = 0.0f;
     const float fqmin = (float)qmin, fqmax = (float)qmax;
@@ -63,13 +64,12 @@ __global__ void lif_fwd(const Tin* __restrict__ x, long long sxt, long long sxm,
             if (quant) {
                 float q = clampf(floorf(h + 0.5f), fqmin, fqmax);
                 if (h != h) q = fqmin;
-                const bool inside = (h >= fqmin) && (h <= fqmax);
-                const float frac = inside ? q - h : FRAC_OUT;
+                const float frac = h < fqmin ? FRAC_OUT : (h > fqmax ? FRAC_TOP : q - h);
                 s = q >= 0.0f ? 1.0f : 0.0f;
                 v = hard ? (s > 0.0f ? r : q) : q - theta * s;
                 const float hq = __fadd_rn(v_th, __fmul_rn(q, d));  // volts, no fused multiply-add
                 if (save) {
-                    q_state[o] = (signed char)q;
+                    q_state[o] = (signed char)(q + (float)code_offset);
                     frac_out[o] = from_f32<f16>(frac);
                 }
                 if (need_h) h_out[o] = from_f32<Tin>(hq);
@@ -99,7 +99,7 @@ __global__ void lif_bwd(const Tin* __restrict__ gs, long long sgt, long long sgm
                         const Tin* __restrict__ target, const float* __restrict__ coef_ptr,
                         long long M, int T, float tau, float v_th, float v_rst, float vr_rel, float alpha,
                         int quant, int hard, int decay, int detach, int sg_kind, int has_gv, int has_gh,
-                        int has_target, int qmin, int qmax) {
+                        int has_target, int qmin, int qmax, int code_offset) {
     __shared__ float block_sum[32];
     const float fqmin = (float)qmin, fqmax = (float)qmax;
     const float inv_tau = 1.0f / tau;
@@ -119,7 +119,7 @@ __global__ void lif_bwd(const Tin* __restrict__ gs, long long sgt, long long sgm
             float g_s = to_f32(gs[t * sgt + i * sgm]);
             float u, s, dv_ds, q = 0.0f, fc = 0.0f, hv = 0.0f;
             if (quant) {
-                q = (float)q_state[o];
+                q = (float)q_state[o] - (float)code_offset;
                 fc = to_f32(frac_in[o]);
                 s = q >= 0.0f ? 1.0f : 0.0f;
                 u = q * d;
@@ -139,10 +139,10 @@ __global__ void lif_bwd(const Tin* __restrict__ gs, long long sgt, long long sgm
             if (has_target) g_hq += coef * ((quant ? v_th + q * d : hv) - to_f32(target[o]));
             float g_h = g_hq;
             if (quant) {
-                const bool inside = fc != FRAC_OUT;
-                const float lsq = inside ? fc : q;
+                const bool below = fc == FRAC_OUT, clipped = below || fc == FRAC_TOP;
+                const float lsq = clipped ? q : fc;
                 const float dv_dd = hard ? r * s : -theta * s;
-                g_h = inside ? g_hq : 0.0f;
+                g_h = below ? 0.0f : g_hq;
                 gdelta += g_hq * lsq + gv * dv_dd + g_h * (r * inv_tau);
             }
             gx[o] = from_f32<Tin>(decay ? g_h * inv_tau : g_h);
@@ -156,23 +156,23 @@ __global__ void lif_bwd(const Tin* __restrict__ gs, long long sgt, long long sgm
 #ifdef MDSNN_COMPILE_CHECK  // nvcc -DMDSNN_COMPILE_CHECK: instantiate what lif_cupy.py asks for
 template __global__ void lif_fwd<float>(const float*, long long, long long, const float*, const float*,
     float*, float*, float*, signed char*, f16*, float*, const float*, float*, long long, int, float, float, float, float,
-    int, int, int, int, int, int, int, int);
+    int, int, int, int, int, int, int, int, int);
 template __global__ void lif_fwd<f16>(const f16*, long long, long long, const float*, const float*,
     f16*, float*, float*, signed char*, f16*, f16*, const f16*, float*, long long, int, float, float, float, float,
-    int, int, int, int, int, int, int, int);
+    int, int, int, int, int, int, int, int, int);
 template __global__ void lif_fwd<bf16>(const bf16*, long long, long long, const float*, const float*,
     bf16*, float*, float*, signed char*, f16*, bf16*, const bf16*, float*, long long, int, float, float, float, float,
-    int, int, int, int, int, int, int, int);
+    int, int, int, int, int, int, int, int, int);
 template __global__ void lif_bwd<float>(const float*, long long, long long, const float*, const float*,
     long long, long long, const float*, const signed char*, const f16*, const float*, float*,
     float*, float*, const float*, const float*, long long, int, float, float, float, float, float,
-    int, int, int, int, int, int, int, int, int, int);
+    int, int, int, int, int, int, int, int, int, int, int);
 template __global__ void lif_bwd<f16>(const f16*, long long, long long, const float*, const f16*,
     long long, long long, const float*, const signed char*, const f16*, const float*, f16*,
     float*, float*, const f16*, const float*, long long, int, float, float, float, float, float,
-    int, int, int, int, int, int, int, int, int, int);
+    int, int, int, int, int, int, int, int, int, int, int);
 template __global__ void lif_bwd<bf16>(const bf16*, long long, long long, const float*, const bf16*,
     long long, long long, const float*, const signed char*, const f16*, const float*, bf16*,
     float*, float*, const bf16*, const float*, long long, int, float, float, float, float, float,
-    int, int, int, int, int, int, int, int, int, int);
+    int, int, int, int, int, int, int, int, int, int, int);
 #endif

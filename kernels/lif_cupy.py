@@ -65,8 +65,10 @@ def _flags(p: LIFParams) -> tuple:
 
 
 def _grid_range(p: LIFParams) -> tuple:
+    """(qmin, qmax, code_offset) as the kernels take them."""
     quant = p.u_bits is not None
-    return (np.int32(p.qmin if quant else 0), np.int32(p.qmax if quant else 0))
+    return (np.int32(p.qmin if quant else 0), np.int32(p.qmax if quant else 0),
+            np.int32(p.code_offset if quant else 0))
 
 
 def forward(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, p: LIFParams, need_h: bool,

@@ -14,45 +14,48 @@ Equations, for t = 0 .. T-1, in volts (SpikingJelly's LIF when ``u_bits is None`
              V[t] = H[t] - V_th S[t]                               (soft)
 
 Quantized membrane (``u_bits = b``, 2..8), with step ``delta`` (Δ, volts per level). The grid is
-anchored at the threshold: the membrane takes the values ``V_th + k Δ``, ``k = qmin .. qmax`` =
-``-2^(b-1) .. 2^(b-1)-1``, so a neuron fires exactly when its quantized membrane reaches ``V_th``
-(code 0 and up) whatever Δ is: Δ sets the resolution, never the threshold. It is computed in grid
-units (integer codes relative to V_th), so that exact .5 ties round the same way on every backend
-and in integer hardware:
+anchored at the threshold, which is its top level: the membrane takes the 2^b values
+``V_th + k Δ``, ``k = qmin .. qmax = -(2^b - 1) .. 0``. Every level but the top one lies below the
+threshold (with a hard reset a value above it would only fire and reset, so no level is wasted on
+it), and the threshold stays at ``v_threshold`` whatever Δ is. It is computed in grid units (integer
+codes relative to V_th), so that exact .5 ties round the same way on every backend and in integer
+hardware:
 
     x[t] = X[t] / Δ                     (IEEE division, never a reciprocal multiply)
     h[t] = charge(v[t-1], x[t])         (same formula in grid units, with r for V_r; v, r integers)
-    q[t] = clamp(floor(h[t] + 1/2), qmin, qmax)    ties round up; NaN -> qmin
-    S[t] = [q[t] >= 0]                  (H_q = V_th + q Δ >= V_th)
-    v[t] = r if S[t] else q[t]          (hard; r = clamp(floor((v_reset - V_th) / Δ + 1/2), qmin, qmax))
+    q[t] = clamp(floor(h[t] + 1/2), qmin, 0)    ties round up; NaN -> qmin
+    S[t] = [q[t] >= 0]                  (H_q = V_th + q Δ reaches V_th: H >= V_th - Δ/2 before rounding)
+    v[t] = r if S[t] else q[t]          (hard; r = clamp(floor((v_reset - V_th) / Δ + 1/2), qmin, 0))
     v[t] = q[t] - θ S[t]                (soft; θ = max(1, floor(V_th / Δ + 1/2)), and r uses V_r = 0)
 
 The quantized value is what fires, what resets and what carries to t+1: the state is always on the
-grid. The initial state ``v0`` (volts) is snapped to the grid the same way. The reset level is
-on the grid too (the level nearest v_reset; the lowest level if v_reset lies below the grid).
-``QuantLIFNode`` starts with Δ = V_th / 2^(b-2): the grid spans [-V_th, V_th (2 - 2^(2-b))] and holds
+grid (the soft reset's V_th - θΔ excepted, which the next step quantizes). The initial state ``v0``
+(volts) is snapped to the grid the same way. Codes are stored as int8 ``q + 2^(b-1) - 1``.
+``QuantLIFNode`` starts with Δ = V_th / 2^(b-1): the grid spans [-V_th (1 - 2^(1-b)), V_th] and holds
 0 (the usual v_reset) exactly.
 
 Backward (surrogate gradient σ'(u) of the spike at u = H - V_th, which is q Δ when quantized):
 
     gS  = dL/dS[t] + [not detach_reset] gV · ∂V/∂S        ∂V/∂S = V_r - H (hard), -V_th (soft)
     gHq = gS σ'(u) + gV · ∂V/∂H + dL/dH[t]                ∂V/∂H = 1 - S (hard), 1 (soft)
-    gH  = gHq · [qmin <= h <= qmax]                       straight-through inside the range, 0 outside
+    gH  = gHq · [h >= qmin]                               straight-through, 0 below the grid (above
+                                                          its top the neuron fires: the gradient passes)
     dL/dX[t] = gH / tau (decay_input) or gH;    gV <- gH - gH / tau   (gradient on V[t-1];
     in backward 1/tau is a multiplication by the rounded reciprocal)
 
 ``dL/dH[t]`` is the gradient arriving on the recorded membrane ``h_seq`` (membrane distillation):
 it is folded into the reverse-time recurrence, so no separate pass over memory is needed. Δ gets
-LSQ's gradient through the quantizer, ``∂(V_th + qΔ)/∂Δ = q - h`` inside the range and ``q`` outside,
+LSQ's gradient through the quantizer, ``∂(V_th + qΔ)/∂Δ = q - h`` inside the grid and ``q`` where clipped,
 plus its share through the reset level V_th + rΔ (and θΔ, the soft reset's step).
 
 Saved for backward: with ``u_bits``, the codes q as int8 and the rounding residual ``q - h`` (for
-Δ's gradient) as float16 (2 marks "outside the range"; error at most 2^-12): 3 bytes per element
+Δ's gradient) as float16 (2 and -2 mark "below the grid" and "above its top"; error at most 2^-12): 3 bytes per element
 and step; without, H in float32 (float64 for float64 input). Spikes are recomputed from these.
 
 NaN input never fires. Without quantization it propagates through the membrane until a reset
 (hard reset) or for good (soft reset); with quantization it lands on the lowest level, qmin, with a
-zero gradient.
+zero gradient. With a soft reset the part of H above the threshold is lost (the top level is the
+threshold), a difference from the float neuron that matters only for strong inputs.
 """
 
 from __future__ import annotations
@@ -63,7 +66,8 @@ from dataclasses import dataclass
 import torch
 
 SURROGATES = ("atan", "sigmoid", "piecewise_quadratic", "rect")
-FRAC_OUT = 2.0  # residual q - h lies in [-1/2, 1/2]; 2 marks "h outside [qmin, qmax]"
+FRAC_OUT = 2.0  # residual q - h lies in [-1/2, 1/2]; 2 marks "h below the grid" (h < qmin)
+FRAC_TOP = -2.0  # marks "h above the threshold level" (h > qmax): the neuron fired
 
 
 @dataclass(frozen=True)
@@ -90,10 +94,17 @@ class LIFParams:
 
     @property
     def qmin(self) -> int:
-        return -(2 ** (self.u_bits - 1))
+        """Lowest code: the grid is V_th + kΔ, k = qmin .. qmax = -(2^b - 1) .. 0."""
+        return -(2**self.u_bits - 1)
 
     @property
     def qmax(self) -> int:
+        """Highest code, the threshold itself."""
+        return 0
+
+    @property
+    def code_offset(self) -> int:
+        """Added to a code when it is stored as int8 (codes span 2^b values, -2^(b-1) .. 2^(b-1)-1)."""
         return 2 ** (self.u_bits - 1) - 1
 
 
@@ -223,13 +234,12 @@ def lif_forward(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, p
     for t in range(T):
         h = _charge(v, x[t].to(cdt) / d, r, p)
         q = torch.where(h == h, torch.floor(h + 0.5).clamp(p.qmin, p.qmax), float(p.qmin))
-        in_range = (h >= p.qmin) & (h <= p.qmax)
-        frac = torch.where(in_range, q - h, FRAC_OUT)
+        frac = torch.where(h < p.qmin, FRAC_OUT, torch.where(h > p.qmax, FRAC_TOP, q - h))
         s = q >= 0
         v = torch.where(s, r, q) if p.hard_reset else q - theta * s.to(cdt)
         spikes.append(s.to(x.dtype).unsqueeze(0))
         if save:
-            states.append(q.to(torch.int8).unsqueeze(0))
+            states.append((q + p.code_offset).to(torch.int8).unsqueeze(0))
             fracs.append(frac.to(torch.float16).unsqueeze(0))
         if need_h:
             hs.append((p.v_threshold + q * d).to(x.dtype).unsqueeze(0))
@@ -265,9 +275,9 @@ def lif_backward(grad_s: torch.Tensor, grad_v: torch.Tensor | None, grad_h: torc
         gdelta = torch.zeros((), dtype=cdt, device=state.device)
     for t in range(T - 1, -1, -1):
         if quant:
-            q = state[t].to(cdt)
+            q = state[t].to(cdt) - p.code_offset
             fc = frac[t].to(cdt)
-            inside = fc != FRAC_OUT
+            below, clipped = fc == FRAC_OUT, (fc == FRAC_OUT) | (fc == FRAC_TOP)
             s = (q >= 0).to(cdt)
             u = q * d
             dv_ds = (r - q) * d if p.hard_reset else -theta * d
@@ -288,9 +298,9 @@ def lif_backward(grad_s: torch.Tensor, grad_v: torch.Tensor | None, grad_h: torc
             hq = p.v_threshold + q * d if quant else h
             g_hq = g_hq + coef.to(cdt) * (hq - target[t].to(cdt))
         if quant:
-            lsq = torch.where(inside, fc, q)
+            lsq = torch.where(clipped, q, fc)
             dv_ddelta = r * s if p.hard_reset else -theta * s
-            g_h = torch.where(inside, g_hq, 0.0)
+            g_h = torch.where(below, 0.0, g_hq)
             gdelta = gdelta + (g_hq * lsq + gv * dv_ddelta + g_h * (r * inv_tau)).sum()
         else:
             g_h = g_hq
@@ -329,8 +339,11 @@ def lif_autograd(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, 
             h = _charge(v, x[t].to(cdt) / d, r, p)
             hd = h.detach()
             q = torch.where(hd == hd, torch.floor(hd + 0.5).clamp(p.qmin, p.qmax), float(p.qmin))
-            inside = (hd >= p.qmin) & (hd <= p.qmax)
-            hq = torch.where(inside, q + (h - hd), q)  # value q, gradient 1 inside the range
+            # value q; gradient 1 to H except below the grid; LSQ's q - h for Δ inside the grid, q where
+            # clipped (above the top, H passes through in volts: hΔ carries no Δ of its own there)
+            hv = h * d
+            through = torch.where(hd > p.qmax, (hv - hv.detach()) / d, h - hd)
+            hq = torch.where(hd < p.qmin, q, q + through)
             s = spike_fn(hq * d)
             s_r = s.detach() if p.detach_reset else s
             v = hq * (1 - s_r) + r * s_r if p.hard_reset else hq - theta * s_r

@@ -29,7 +29,7 @@ import torch
 import triton
 import triton.language as tl
 
-from mdsnn_zoo.kernels.lif_reference import FRAC_OUT, SURROGATES, ForwardBuffers, LIFParams
+from mdsnn_zoo.kernels.lif_reference import FRAC_OUT, FRAC_TOP, SURROGATES, ForwardBuffers, LIFParams
 
 BLOCK = 1024
 NUM_WARPS = 4  # 128 threads x 8 elements: 16-byte loads of bf16, 2 x 16 bytes of fp32
@@ -58,7 +58,7 @@ def _lif_fwd_kernel(
     tau, v_th, v_rst, vr_rel,
     T: tl.constexpr, QUANT: tl.constexpr, HARD: tl.constexpr, DECAY: tl.constexpr,
     NEED_H: tl.constexpr, SAVE: tl.constexpr, TARGET: tl.constexpr,
-    QMIN: tl.constexpr, QMAX: tl.constexpr, BLOCK: tl.constexpr,
+    QMIN: tl.constexpr, QMAX: tl.constexpr, OFFSET: tl.constexpr, BLOCK: tl.constexpr,
 ):
     pid = tl.program_id(0)
     offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
@@ -85,8 +85,7 @@ def _lif_fwd_kernel(
         if QUANT:
             q = tl.minimum(tl.maximum(tl.floor(h + 0.5), QMIN), QMAX)
             q = tl.where(h == h, q, QMIN)
-            inside = (h >= QMIN) & (h <= QMAX)
-            frac = tl.where(inside, q - h, FRAC_OUT)
+            frac = tl.where(h < QMIN, FRAC_OUT, tl.where(h > QMAX, FRAC_TOP, q - h))
             spike = q >= 0.0
             s = spike.to(tl.float32)
             if HARD:
@@ -94,7 +93,7 @@ def _lif_fwd_kernel(
             else:
                 v = q - theta * s
             if SAVE:
-                tl.store(state_ptr + out, q.to(tl.int8), mask=mask)
+                tl.store(state_ptr + out, (q + OFFSET).to(tl.int8), mask=mask)
                 tl.store(frac_ptr + out, frac.to(tl.float16), mask=mask)
             hq = v_th + q * d  # volts; no fused multiply-add (enable_fp_fusion=False), as in torch
             if NEED_H:
@@ -130,7 +129,7 @@ def _lif_bwd_kernel(
     tau, v_th, v_rst, vr_rel, alpha,
     T: tl.constexpr, QUANT: tl.constexpr, HARD: tl.constexpr, DECAY: tl.constexpr,
     DETACH: tl.constexpr, SG: tl.constexpr, HAS_GV: tl.constexpr, HAS_GH: tl.constexpr, TARGET: tl.constexpr,
-    QMIN: tl.constexpr, QMAX: tl.constexpr, BLOCK: tl.constexpr,
+    QMIN: tl.constexpr, QMAX: tl.constexpr, OFFSET: tl.constexpr, BLOCK: tl.constexpr,
 ):
     pid = tl.program_id(0)
     offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
@@ -152,9 +151,10 @@ def _lif_bwd_kernel(
         idx = t * M + offs
         g_s = tl.load(gs_ptr + t * stride_gst + offs * stride_gsm, mask=mask, other=0.0).to(tl.float32)
         if QUANT:
-            q = tl.load(state_ptr + idx, mask=mask, other=0).to(tl.float32)
+            q = tl.load(state_ptr + idx, mask=mask, other=0).to(tl.float32) - OFFSET
             fc = tl.load(frac_ptr + idx, mask=mask, other=0.0).to(tl.float32)
-            inside = fc != FRAC_OUT
+            below = fc == FRAC_OUT
+            clipped = below | (fc == FRAC_TOP)
             s = (q >= 0.0).to(tl.float32)
             u = q * d
             if HARD:
@@ -186,12 +186,12 @@ def _lif_bwd_kernel(
             else:
                 g_hq += coef * (h - tgt)
         if QUANT:
-            lsq = tl.where(inside, fc, q)
+            lsq = tl.where(clipped, q, fc)
             if HARD:
                 dv_dd = r * s
             else:
                 dv_dd = -theta * s
-            g_h = tl.where(inside, g_hq, 0.0)
+            g_h = tl.where(below, 0.0, g_hq)
             contrib = g_hq * lsq + gv * dv_dd + g_h * (r * inv_tau)
             gdelta += tl.where(mask, contrib, 0.0)
         else:
@@ -216,8 +216,8 @@ def _inner_stride(t: torch.Tensor) -> tuple[torch.Tensor, int, int]:
 
 def _flags(p: LIFParams) -> dict:
     quant = p.u_bits is not None
-    return dict(QUANT=quant, HARD=p.hard_reset, DECAY=p.decay_input,
-                QMIN=p.qmin if quant else 0, QMAX=p.qmax if quant else 0)
+    return dict(QUANT=quant, HARD=p.hard_reset, DECAY=p.decay_input, QMIN=p.qmin if quant else 0,
+                QMAX=p.qmax if quant else 0, OFFSET=p.code_offset if quant else 0)
 
 
 def forward(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, p: LIFParams, need_h: bool,

@@ -122,9 +122,9 @@ class QuantLIFNode(base.MemoryModule):
 
     With ``u_bits=None`` it computes what SpikingJelly's ``LIFNode`` computes for the same
     arguments. With ``u_bits=b`` (2..8) the membrane lives on the b-bit grid ``v_threshold + kΔ``
-    (k = -2^(b-1) .. 2^(b-1)-1) with a learnable step ``delta`` (volts per level, initialised to
-    ``v_threshold / 2^(b-2)``): it fires exactly at the threshold whatever Δ is; see
-    ``lif_reference.py`` for the exact grid, ties and gradients.
+    (k = -(2^b - 1) .. 0: the threshold is the top level) with a learnable step ``delta`` (volts per
+    level, initialised to ``v_threshold / 2^(b-1)``); see ``lif_reference.py`` for the exact grid,
+    ties and gradients.
 
     Input: ``[T, N, *]`` in multi-step mode, ``[N, *]`` in single-step mode; output spikes of the
     same shape and dtype (float32, float16, bfloat16; float64 on the ``torch`` backend). State
@@ -203,7 +203,7 @@ class QuantLIFNode(base.MemoryModule):
         if u_bits is None:
             self.delta = None
         else:
-            step = self.v_threshold / 2 ** (u_bits - 2)  # grid V_th + kΔ spans [-V_th, ~2 V_th)
+            step = self.v_threshold / 2 ** (u_bits - 1)  # grid V_th + kΔ, k <= 0, spans [~-V_th, V_th]
             self.delta = nn.Parameter(torch.tensor(step, dtype=torch.float32))
 
     def step_in_use(self) -> torch.Tensor:

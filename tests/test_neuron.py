@@ -65,10 +65,10 @@ def test_quantized_membrane_lies_on_the_grid(bits):
     codes = ((h - 1.0) / delta).detach()  # the grid is anchored at v_threshold = 1
     assert torch.allclose(codes, codes.round(), rtol=0, atol=1e-4)
     assert h.unique().numel() <= 2**bits
-    assert codes.min() >= -(2 ** (bits - 1)) - 1e-4 and codes.max() <= 2 ** (bits - 1) - 1 + 1e-4
+    assert codes.min() >= -(2**bits - 1) - 1e-4 and codes.max() <= 1e-4  # the threshold is the top level
     state = (node.v - 1.0) / delta
     assert torch.allclose(state, state.round(), atol=1e-4)
-    assert delta.item() == pytest.approx(2.0 ** (2 - bits))  # v_threshold / 2^(b-2)
+    assert delta.item() == pytest.approx(2.0 ** (1 - bits))  # v_threshold / 2^(b-1)
     assert torch.equal(spikes.bool(), codes.round() >= 0)  # fires exactly when H_q >= v_threshold
 
 
@@ -151,7 +151,7 @@ def test_nan_input_never_fires():
     node = QuantLIFNode(step_mode="m", backend="torch", u_bits=3, store_h_seq=True)
     s = node(x)
     assert s[:, 1:].sum() == 0
-    assert torch.all(node.h_seq[:, 1:] == 1.0 - 4 * node.delta.detach())  # V_th + qmin Δ
+    assert torch.all(node.h_seq[:, 1:] == 1.0 - 7 * node.delta.detach())  # V_th + qmin Δ
 
 
 def test_float64_runs_on_torch_backend_only():
