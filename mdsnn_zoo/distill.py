@@ -94,6 +94,12 @@ class MembraneRecorder:
             steps.clear()
 
     @property
+    def ranges(self) -> dict[str, tuple[float, float]]:
+        """Per quantized layer, the (lowest, highest) membrane its grid holds (volts): distillation
+        clips the teacher's membrane to it (a student cannot be asked for what it cannot hold)."""
+        return {n: r for n, node in self.nodes.items() if (r := node.grid_range()) is not None}
+
+    @property
     def membranes(self) -> OrderedDict[str, torch.Tensor]:
         out = OrderedDict()
         for name, steps in self._steps.items():
@@ -195,13 +201,15 @@ class _MembraneMSE(torch.autograd.Function):
 
 
 def membrane_mse(student: Mapping[str, torch.Tensor], teacher: Mapping[str, torch.Tensor],
-                 layers: Iterable[str] | None = None, backend: str = "auto") -> torch.Tensor:
+                 layers: Iterable[str] | None = None, backend: str = "auto",
+                 clip: Mapping[str, tuple[float, float]] | None = None) -> torch.Tensor:
     """Mean over layers of each layer's mean squared membrane difference (over T, N and features).
 
     ``student`` and ``teacher`` are the ``.membranes`` of two :class:`MembraneRecorder` s; ``layers``
     selects module names (default: every layer the student recorded). The gradient flows to the
-    student only. Backends: ``torch`` (reference), ``triton`` and ``cupy`` (one fused pass per layer
-    for the loss and its gradient); ``auto`` picks a fused one on CUDA.
+    student only. ``clip`` (``MembraneRecorder.ranges`` of the student) clips each teacher membrane
+    to what the student's grid holds. Backends: ``torch`` (reference), ``triton`` and ``cupy`` (one
+    fused pass per layer for the loss and its gradient); ``auto`` picks a fused one on CUDA.
     """
     names = list(student) if layers is None else list(layers)
     if not names:
@@ -215,7 +223,8 @@ def membrane_mse(student: Mapping[str, torch.Tensor], teacher: Mapping[str, torc
             raise MdsnnError(f"layer {name!r}: student membrane {tuple(student[name].shape)} and teacher "
                              f"membrane {tuple(teacher[name].shape)} differ in shape")
     s = [student[n] for n in names]
-    t = [teacher[n].detach() for n in names]
+    clip = clip or {}
+    t = [teacher[n].detach().clamp(*clip[n]) if n in clip else teacher[n].detach() for n in names]
     chosen = _pick_mse_backend(backend, s[0].device)
     return _MembraneMSE.apply(_mse_backend(chosen), len(names), *s, *t)
 
@@ -225,10 +234,12 @@ class MDLoss(nn.Module):
 
     KD is the KL divergence between the teacher's and the student's softened class distributions
     at ``temperature`` (times temperature², as usual). Returns the total and its parts (for logs).
-    Defaults: see README "Distillation" for the experiment that chose them.
+    Defaults (kd_weight=0.5, temperature=2, mem_weight=1) were chosen on held-out data with W2U2
+    students of a Fashion-MNIST teacher (``recipes/mdloss_sweep.sh``; README, "Quantization and
+    membrane distillation"): Hinton's usual temperature 4 made the 2-bit students diverge.
     """
 
-    def __init__(self, ce_weight: float = 1.0, kd_weight: float = 1.0, temperature: float = 4.0,
+    def __init__(self, ce_weight: float = 1.0, kd_weight: float = 0.5, temperature: float = 2.0,
                  mem_weight: float = 1.0, layers: Iterable[str] | None = None, backend: str = "auto") -> None:
         super().__init__()
         if temperature <= 0:
@@ -240,8 +251,10 @@ class MDLoss(nn.Module):
     def forward(self, logits: torch.Tensor, target: torch.Tensor, teacher_logits: torch.Tensor | None = None,
                 student_membranes: Mapping[str, torch.Tensor] | None = None,
                 teacher_membranes: Mapping[str, torch.Tensor] | None = None,
-                membrane_loss: torch.Tensor | None = None):
-        """``membrane_loss`` (from :class:`MembraneTargets`) replaces the recorded membranes."""
+                membrane_loss: torch.Tensor | None = None,
+                clip: Mapping[str, tuple[float, float]] | None = None):
+        """``membrane_loss`` (from :class:`MembraneTargets`) replaces the recorded membranes;
+        ``clip``: the student recorder's ``ranges``."""
         zero = logits.new_zeros((), dtype=torch.float32)
         ce = F.cross_entropy(logits.float(), target)
         kd = mem = zero
@@ -253,6 +266,6 @@ class MDLoss(nn.Module):
         if self.mem_weight and membrane_loss is not None:
             mem = membrane_loss
         elif self.mem_weight and student_membranes is not None and teacher_membranes is not None:
-            mem = membrane_mse(student_membranes, teacher_membranes, self.layers, self.backend)
+            mem = membrane_mse(student_membranes, teacher_membranes, self.layers, self.backend, clip)
         total = self.ce_weight * ce + self.kd_weight * kd + self.mem_weight * mem
         return total, {"ce": ce.detach(), "kd": kd.detach(), "mem": mem.detach()}

@@ -313,15 +313,29 @@ class QuantLIFNode(base.MemoryModule):
             self.v_seq = self._after_reset(h_seq, spikes.view(T, *feat), delta)
         return spikes.view(T, *feat)
 
+    def grid_range(self) -> tuple[float, float] | None:
+        """(lowest, highest) membrane value of the quantized grid at its initial step, in volts
+        (``-v_threshold (1 - 2^(1-b))`` to ``v_threshold``); None for a float membrane.
+
+        Distillation clips the teacher's membrane to this range: a student is not asked for what
+        its grid cannot hold. The range is fixed, not the learned step's, so that shrinking the
+        step cannot shrink the targets with it (which made the membrane loss collapse the grid)."""
+        if self.u_bits is None:
+            return None
+        return self.v_threshold * (1.0 - (2**self.u_bits - 1) / 2 ** (self.u_bits - 1)), self.v_threshold
+
     def _flat_target(self, x: torch.Tensor) -> torch.Tensor | None:
-        """The membrane target as ``[T, M]`` (checked against the input ``[T, M]``), or None."""
+        """The membrane target as ``[T, M]`` (checked against the input ``[T, M]``), clipped to
+        what this neuron's grid can hold, or None."""
         t = self.membrane_target
         if t is None:
             return None
         if t.shape[0] != x.shape[0] or t[0].numel() != x[0].numel():
             raise ValueError(f"membrane_target {tuple(t.shape)} does not match this neuron's input "
                              f"(T={x.shape[0]}, {x[0].numel()} neurons per step)")
-        return t.detach().reshape(x.shape[0], -1)
+        t = t.detach().reshape(x.shape[0], -1)
+        span = self.grid_range()
+        return t if span is None else t.clamp(*span)
 
     def _after_reset(self, h: torch.Tensor, s: torch.Tensor, delta: torch.Tensor | None) -> torch.Tensor:
         """V[t] from H[t] and S[t], differentiable through both (the kernels never store it)."""

@@ -70,8 +70,8 @@ class TrainConfig:
     augment: bool = True
     val_size: int = 5000  # held out from the training split, for choosing checkpoints
     train_subset: int | None = None  # use only this many training samples (quick runs)
-    kd_weight: float = 1.0
-    temperature: float = 4.0
+    kd_weight: float = 0.5
+    temperature: float = 2.0
     mem_weight: float = 1.0
     fused_mse: bool = True  # md: membrane MSE inside the student's LIF kernels (no membrane round trip)
     amp: bool = True  # bfloat16 autocast
@@ -249,7 +249,7 @@ def evaluate(model: nn.Module, batches, device: torch.device, amp: bool = False,
                 with MembraneRecorder(teacher) as t_rec, MembraneRecorder(model) as s_rec:
                     teacher(x)
                     logits = model(x)
-                mse_sum += membrane_mse(s_rec.membranes, t_rec.membranes).item()
+                mse_sum += membrane_mse(s_rec.membranes, t_rec.membranes).item()  # unclipped: the plain gap
                 mse_batches += 1
             else:
                 logits = model(x)
@@ -408,7 +408,8 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
                     else:
                         with MembraneRecorder(model) as s_rec:
                             logits = net(x)
-                        loss, parts = loss_fn(logits, y, t_logits, s_rec.membranes, t_rec.membranes)
+                        loss, parts = loss_fn(logits, y, t_logits, s_rec.membranes, t_rec.membranes,
+                                              clip=s_rec.ranges)
                 else:
                     logits = net(x)
                     loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)

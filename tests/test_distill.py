@@ -185,7 +185,8 @@ def test_fused_membrane_targets_equal_recorded_mse(backend):
         else:
             with MembraneRecorder(student) as s_rec:
                 out = student(x)
-            loss = membrane_mse(s_rec.membranes, t_rec.membranes, backend="torch")
+            assert set(s_rec.ranges) == {"1", "3"}
+            loss = membrane_mse(s_rec.membranes, t_rec.membranes, backend="torch", clip=s_rec.ranges)
         (3.0 * loss + out.sum()).backward()
         grads.append((loss.detach(), [p.grad.clone() for p in student.parameters()]))
     torch.testing.assert_close(grads[1][0], grads[0][0], rtol=1e-5, atol=1e-7)
