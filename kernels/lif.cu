@@ -134,16 +134,15 @@ __global__ void lif_bwd(const Tin* __restrict__ gs, long long sgt, long long sgm
             const float dv_dh = hard ? 1.0f - s : 1.0f;
             if (!detach) g_s += gv * dv_ds;
             const float g_u = g_s * surrogate_grad(u, alpha, sg_kind);
-            const float g_hq = g_u + gv * dv_dh;
-            float g_rec = 0.0f;  // on the recorded membrane (distillation): straight through, not to Δ
-            if (has_gh) g_rec += to_f32(gh[t * sht + i * shm]);
-            if (has_target) g_rec += coef * ((quant ? v_th + q * d : hv) - to_f32(target[o]));
-            float g_h = g_hq + g_rec;
+            float g_hq = g_u + gv * dv_dh;
+            if (has_gh) g_hq += to_f32(gh[t * sht + i * shm]);
+            if (has_target) g_hq += coef * ((quant ? v_th + q * d : hv) - to_f32(target[o]));
+            float g_h = g_hq;
             if (quant) {
                 const bool below = fc == FRAC_OUT, clipped = below || fc == FRAC_TOP;
                 const float lsq = clipped ? q : fc;
                 const float dv_dd = hard ? r * s : -theta * s;
-                g_h = (below ? 0.0f : g_hq) + g_rec;
+                g_h = below ? 0.0f : g_hq;
                 gdelta += g_hq * lsq + gv * dv_dd + g_h * (r * inv_tau);
             }
             gx[o] = from_f32<Tin>(decay ? g_h * inv_tau : g_h);

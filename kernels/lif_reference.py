@@ -37,16 +37,14 @@ grid (the soft reset's V_th - θΔ excepted, which the next step quantizes). The
 Backward (surrogate gradient σ'(u) of the spike at u = H - V_th, which is q Δ when quantized):
 
     gS  = dL/dS[t] + [not detach_reset] gV · ∂V/∂S        ∂V/∂S = V_r - H (hard), -V_th (soft)
-    gHq = gS σ'(u) + gV · ∂V/∂H                           ∂V/∂H = 1 - S (hard), 1 (soft)
-    gH  = gHq · [h >= qmin] + dL/dH[t]                    straight-through, 0 below the grid (above
+    gHq = gS σ'(u) + gV · ∂V/∂H + dL/dH[t]                ∂V/∂H = 1 - S (hard), 1 (soft)
+    gH  = gHq · [h >= qmin]                               straight-through, 0 below the grid (above
                                                           its top the neuron fires: the gradient passes)
     dL/dX[t] = gH / tau (decay_input) or gH;    gV <- gH - gH / tau   (gradient on V[t-1];
     in backward 1/tau is a multiplication by the rounded reciprocal)
 
 ``dL/dH[t]`` is the gradient arriving on the recorded membrane ``h_seq`` (membrane distillation):
-it is folded into the reverse-time recurrence, so no separate pass over memory is needed. It
-passes the quantizer straight through (also below the grid) and does not train Δ: left to it, a
-membrane loss on a clipped student moves the grid instead of the weights, and collapsed Δ. Δ gets
+it is folded into the reverse-time recurrence, so no separate pass over memory is needed. Δ gets
 LSQ's gradient through the quantizer, ``∂(V_th + qΔ)/∂Δ = q - h`` inside the grid and ``q`` where clipped,
 plus its share through the reset level V_th + rΔ (and θΔ, the soft reset's step).
 
@@ -294,19 +292,18 @@ def lif_backward(grad_s: torch.Tensor, grad_v: torch.Tensor | None, grad_h: torc
             g_s = g_s + gv * dv_ds
         g_u = g_s * surrogate_grad(u, p.surrogate, p.alpha)
         g_hq = g_u + gv * dv_dh
-        g_rec = 0.0  # gradient on the recorded membrane (distillation): straight through the quantizer
         if grad_h is not None:
-            g_rec = g_rec + grad_h[t].to(cdt)
+            g_hq = g_hq + grad_h[t].to(cdt)
         if target is not None:
             hq = p.v_threshold + q * d if quant else h
-            g_rec = g_rec + coef.to(cdt) * (hq - target[t].to(cdt))
+            g_hq = g_hq + coef.to(cdt) * (hq - target[t].to(cdt))
         if quant:
             lsq = torch.where(clipped, q, fc)
             dv_ddelta = r * s if p.hard_reset else -theta * s
-            g_h = torch.where(below, 0.0, g_hq) + g_rec
+            g_h = torch.where(below, 0.0, g_hq)
             gdelta = gdelta + (g_hq * lsq + gv * dv_ddelta + g_h * (r * inv_tau)).sum()
         else:
-            g_h = g_hq + g_rec
+            g_h = g_hq
         grad_x.append((g_h * inv_tau if p.decay_input else g_h).to(out_dtype).unsqueeze(0))
         gv = g_h - g_h * inv_tau
     return torch.cat(grad_x[::-1]), gv, (gdelta if quant else None)
@@ -351,8 +348,7 @@ def lif_autograd(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, 
             s_r = s.detach() if p.detach_reset else s
             v = hq * (1 - s_r) + r * s_r if p.hard_reset else hq - theta * s_r
             spikes.append(s.to(x.dtype))
-            hv = h * d  # the record: value V_th + q Δ, gradient straight to H, no LSQ term for Δ
-            hs.append((p.v_threshold + (q * d).detach() + (hv - hv.detach())).to(x.dtype))
+            hs.append((p.v_threshold + hq * d).to(x.dtype))
         v = p.v_threshold + v * d
     return torch.stack(spikes), v, (torch.stack(hs) if need_h else None)
 

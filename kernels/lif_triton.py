@@ -177,26 +177,25 @@ def _lif_bwd_kernel(
             g_s = g_s + gv * dv_ds
         g_u = g_s * _surrogate_grad(u, alpha, SG)
         g_hq = g_u + gv * dv_dh
-        g_rec = tl.zeros([BLOCK], dtype=tl.float32)  # on the recorded membrane: straight through
         if HAS_GH:
-            g_rec += tl.load(gh_ptr + t * stride_ght + offs * stride_ghm, mask=mask, other=0.0).to(tl.float32)
+            g_hq += tl.load(gh_ptr + t * stride_ght + offs * stride_ghm, mask=mask, other=0.0).to(tl.float32)
         if TARGET:
             tgt = tl.load(tgt_ptr + idx, mask=mask, other=0.0).to(tl.float32)
             if QUANT:
-                g_rec += coef * (v_th + q * d - tgt)
+                g_hq += coef * (v_th + q * d - tgt)
             else:
-                g_rec += coef * (h - tgt)
+                g_hq += coef * (h - tgt)
         if QUANT:
             lsq = tl.where(clipped, q, fc)
             if HARD:
                 dv_dd = r * s
             else:
                 dv_dd = -theta * s
-            g_h = tl.where(below, 0.0, g_hq) + g_rec
+            g_h = tl.where(below, 0.0, g_hq)
             contrib = g_hq * lsq + gv * dv_dd + g_h * (r * inv_tau)
             gdelta += tl.where(mask, contrib, 0.0)
         else:
-            g_h = g_hq + g_rec
+            g_h = g_hq
         if DECAY:
             gx = g_h * inv_tau
         else:

@@ -187,8 +187,6 @@ def test_fused_membrane_targets_equal_recorded_mse(backend):
                 out = student(x)
             assert set(s_rec.ranges) == {"1", "3"}
             loss = membrane_mse(s_rec.membranes, t_rec.membranes, backend="torch", clip=s_rec.ranges)
-            unclipped = membrane_mse(s_rec.membranes, t_rec.membranes, backend="torch")
-            assert unclipped > loss  # the teacher goes where the 3-bit grid cannot follow
         (3.0 * loss + out.sum()).backward()
         grads.append((loss.detach(), [p.grad.clone() for p in student.parameters()]))
     torch.testing.assert_close(grads[1][0], grads[0][0], rtol=1e-5, atol=1e-7)
