@@ -210,7 +210,8 @@ class QuantLIFNode(base.MemoryModule):
         """Δ as the forward pass uses it: positive, a power of two if ``pot_delta`` (0-d tensor)."""
         if self.delta is None:
             raise ValueError("this neuron has a float membrane (u_bits=None): it has no step")
-        delta = self.delta.clamp(min=1e-8)
+        # a floor at V_th / 2^(b+1) (a quarter of the initial step): the step can shrink, not collapse
+        delta = self.delta.clamp(min=self.v_threshold / 2 ** (self.u_bits + 1))
         if self.pot_delta:
             delta = pow2_ste(delta)
         return delta
