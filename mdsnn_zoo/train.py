@@ -56,6 +56,7 @@ class TrainConfig:
     u_bits: int | None = None  # qat/md: membrane bits
     first_last_bits: int | None = 8
     pot: bool = False
+    learn_step: bool = True  # qat/md: train the membrane step Δ (False: keep it at V_th / 2^(b-1))
     teacher: str | None = None  # md: checkpoint of the float teacher (also the student's start)
     init: str | None = None  # qat/finetune: checkpoint to start from
     epochs: int = 10
@@ -331,6 +332,10 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
     last_path, best_path = out / "last.safetensors", out / "best.safetensors"
 
     model, teacher = build_student_and_teacher(cfg)
+    if not cfg.learn_step:
+        for m in model.modules():
+            if isinstance(getattr(m, "delta", None), nn.Parameter):
+                m.delta.requires_grad_(False)
     model.to(device)
     if teacher is not None:
         teacher.to(device)

@@ -96,13 +96,17 @@ def test_qat_md_eval_and_plot_from_a_teacher(data_root, tmp_path, capsys):
     qat = train(_cfg(data_root, tmp_path / "qat", method="qat", init=str(teacher), w_bits=2, u_bits=2,
                      max_steps=4), log=lambda *_: None)
     md = train(_cfg(data_root, tmp_path / "md", method="md", teacher=str(teacher), w_bits=2, u_bits=2,
-                    max_steps=4), log=lambda *_: None)
+                    max_steps=4, learn_step=False), log=lambda *_: None)
     assert qat["step"] == md["step"] == 4
     rows = (tmp_path / "md" / "log.csv").read_text().splitlines()
     header, last = rows[0].split(","), rows[-1].split(",")
     assert float(last[header.index("mem")]) > 0 and float(last[header.index("kd")]) >= 0
     student = _weights(tmp_path / "md" / "last.safetensors")
     assert any(k.endswith("weight_quant.scale") for k in student) and any(k.endswith("delta") for k in student)
+    # learn_step=False keeps every membrane step at its initial V_th / 2^(b-1); QAT's moved
+    qat_w = _weights(tmp_path / "qat" / "last.safetensors")
+    assert all(v.item() == 0.5 for k, v in student.items() if k.endswith("delta"))
+    assert any(v.item() != 0.5 for k, v in qat_w.items() if k.endswith("delta"))
 
     # eval: the student's top-1 on a split and its membrane MSE to the teacher it was distilled from
     from mdsnn_zoo.cli import main

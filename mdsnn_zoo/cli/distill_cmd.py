@@ -10,7 +10,7 @@ HELP = "train a low-bit student with membrane-aware distillation from a float te
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_config_arguments(parser, {"w_bits": 2, "u_bits": 2, "lr": 0.02, "warmup_epochs": 0.0})
+    add_config_arguments(parser, {"w_bits": 2, "u_bits": 2, "lr": 0.02, "warmup_epochs": 0.0, "learn_step": False})
 
 
 def run(args: argparse.Namespace) -> int:
