@@ -1,6 +1,6 @@
 """A small, fast spiking CNN for 28x28 greyscale inputs (Fashion-MNIST): the zoo's quick network.
 
-Four conv-BN-LIF blocks (two pooled), then a linear classifier; about 0.3 M parameters at width 32.
+Four conv-BN-LIF blocks (two pooled), then a linear classifier; about 0.1 M parameters at width 32.
 """
 
 from __future__ import annotations
