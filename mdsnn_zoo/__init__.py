@@ -2,9 +2,11 @@
 
 Public API::
 
-    from mdsnn_zoo import get_dataset, dataset_info, list_datasets, QuantLIFNode
+    from mdsnn_zoo import list_models, create_model, get_weights      # the zoo
+    from mdsnn_zoo import get_dataset, dataset_info, list_datasets    # data
+    from mdsnn_zoo import QuantLIFNode                                # the neuron
 
-``QuantLIFNode`` (and SpikingJelly behind it) is imported on first use, so ``import mdsnn_zoo`` and
+Everything that needs torch and SpikingJelly is imported on first use, so ``import mdsnn_zoo`` and
 the command line stay quick.
 """
 
@@ -15,7 +17,8 @@ __version__ = "0.1.0.dev0"
 from mdsnn_zoo.data import DatasetInfo, dataset_info, get_dataset, list_datasets
 from mdsnn_zoo.errors import CorruptFileError, DatasetNotFoundError, MdsnnError
 
-_LAZY = {"QuantLIFNode": "mdsnn_zoo.neuron"}
+_LAZY = {"QuantLIFNode": "mdsnn_zoo.neuron", "list_models": "mdsnn_zoo.zoo.registry",
+         "create_model": "mdsnn_zoo.zoo.registry", "get_weights": "mdsnn_zoo.zoo.registry"}
 
 
 def __getattr__(name: str):
@@ -28,6 +31,9 @@ def __getattr__(name: str):
 
 __all__ = [
     "__version__",
+    "create_model",
+    "get_weights",
+    "list_models",
     "CorruptFileError",
     "QuantLIFNode",
     "DatasetInfo",

@@ -39,8 +39,12 @@ def plot_membranes(membranes: Mapping[str, torch.Tensor], layer: str, path: str 
         raise MdsnnError(f"the reference membrane {reference!r} is missing; have {', '.join(membranes)}")
     ref = membranes[reference]
     flat = {k: v.reshape(v.shape[0], -1) for k, v in membranes.items()}  # [T, N * features]
-    # the neurons most active in the reference: traces that show something
-    picks = ref.reshape(ref.shape[0], -1).abs().mean(0).topk(neurons).indices
+    # neurons whose reference trace moves most while it reaches the upper half of its range (near the
+    # threshold, where spikes are decided): traces that show something
+    r = flat[reference]
+    top = r.max(0).values
+    score = r.std(0) * (top >= top.quantile(0.5)).float()
+    picks = score.topk(neurons).indices
     fig, axes = plt.subplots(2, neurons, figsize=(3.2 * neurons, 6), squeeze=False)
     colors = {"teacher": "black", "qat": "tab:red", "md": "tab:blue"}
     for j, idx in enumerate(picks.tolist()):
@@ -61,7 +65,8 @@ def plot_membranes(membranes: Mapping[str, torch.Tensor], layer: str, path: str 
         merged.hist(h.flatten().clamp(lo, hi).numpy(), bins=120, histtype="step", density=True,
                     label=label, color=colors.get(name))
     merged.set_xlabel(f"membrane potential H of layer {layer!r}, all steps and neurons")
-    merged.set_ylabel("density")
+    merged.set_ylabel("density (log scale)")
+    merged.set_yscale("log")
     merged.legend()
     axes[0, 0].legend(fontsize=8)
     fig.suptitle(f"Membrane potentials of layer {layer!r}: teacher vs quantized students")

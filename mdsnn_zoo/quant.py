@@ -173,8 +173,9 @@ class QuantLinear(_QuantLayerMixin, layer.Linear):
 
 # -- batch-norm folding ------------------------------------------------------------------------------
 
-def fold_batchnorm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
-    """Fold ``bn`` (its running statistics and affine) into ``conv`` in place; gives conv a bias."""
+def fold_batchnorm(conv: nn.Conv2d | nn.Linear, bn: nn.BatchNorm2d | nn.BatchNorm1d) -> None:
+    """Fold ``bn`` (its running statistics and affine) into ``conv`` (or a linear layer) in place;
+    gives it a bias."""
     if bn.running_mean is None or bn.running_var is None:
         raise MdsnnError("cannot fold a BatchNorm without running statistics "
                          "(track_running_stats=False); use bn='keep'")
@@ -184,7 +185,7 @@ def fold_batchnorm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
         beta = bn.bias if bn.affine else torch.zeros_like(sigma)
         factor = gamma / sigma
         bias = conv.bias if conv.bias is not None else torch.zeros_like(sigma)
-        conv.weight.mul_(factor.view(-1, 1, 1, 1))
+        conv.weight.mul_(factor.view(-1, *([1] * (conv.weight.ndim - 1))))
         new_bias = beta + (bias - bn.running_mean) * factor
         if conv.bias is None:
             conv.bias = nn.Parameter(new_bias)
@@ -199,12 +200,13 @@ def _fold_all(model: nn.Module) -> None:
         names = list(container._modules)
         for prev, name in zip(names, names[1:], strict=False):
             a, b = container._modules[prev], container._modules[name]
-            if isinstance(a, nn.Conv2d) and isinstance(b, nn.BatchNorm2d):
+            if (isinstance(a, nn.Conv2d) and isinstance(b, nn.BatchNorm2d)) or \
+                    (isinstance(a, nn.Linear) and isinstance(b, nn.BatchNorm1d)):
                 fold_batchnorm(a, b)
                 container._modules[name] = nn.Identity()
     left = [n for n, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if left:
-        raise MdsnnError(f"bn='fold' found no convolution right before BatchNorm {left[0]!r} in an "
+        raise MdsnnError(f"bn='fold' found no convolution (or linear layer) right before BatchNorm {left[0]!r} in an "
                          "nn.Sequential; fold it by hand or use bn='keep'")
 
 

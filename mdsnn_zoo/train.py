@@ -59,6 +59,7 @@ class TrainConfig:
     learn_step: bool = True  # qat/md: train the membrane step Δ (False: keep it at V_th / 2^(b-1))
     teacher: str | None = None  # md: checkpoint of the float teacher (also the student's start)
     init: str | None = None  # qat/finetune: checkpoint to start from
+    zoo_model: str | None = None  # finetune/md: start from this zoo model's weights (and its teacher's)
     epochs: int = 10
     max_steps: int | None = None  # stop after this many steps (tests, quick checks)
     batch_size: int = 128
@@ -168,7 +169,8 @@ def _device(name: str) -> torch.device:
 
 def make_model(cfg: TrainConfig) -> nn.Module:
     info = dataset_info(cfg.dataset)
-    kwargs = dict(num_classes=info.num_classes, in_channels=info.input_shape[0], time_steps=cfg.time_steps)
+    kwargs = dict(num_classes=info.num_classes, in_channels=info.input_shape[0], time_steps=cfg.time_steps,
+                  input_size=info.input_shape[-1])
     kwargs.update(cfg.arch_kwargs)
     return build_model(cfg.arch, **kwargs)
 
@@ -201,6 +203,8 @@ def build_student_and_teacher(cfg: TrainConfig) -> tuple[nn.Module, nn.Module | 
     """The network to train and, for MD, the frozen float teacher."""
     if cfg.method not in METHODS:
         raise MdsnnError(f"method must be one of {', '.join(METHODS)}, got {cfg.method!r}")
+    if cfg.zoo_model:
+        return _zoo_student_and_teacher(cfg)
     model = make_model(cfg)
     teacher = None
     if cfg.method == "md":
@@ -222,6 +226,27 @@ def build_student_and_teacher(cfg: TrainConfig) -> tuple[nn.Module, nn.Module | 
         quantized = any(hasattr(m, "weight_quant") for m in model.modules())
         if cfg.w_bits is not None and not quantized:
             model = quantize_model(model, cfg.w_bits, cfg.u_bits, first_last_bits=cfg.first_last_bits, pot=cfg.pot)
+    return model, teacher
+
+
+def _zoo_student_and_teacher(cfg: TrainConfig) -> tuple[nn.Module, nn.Module | None]:
+    """A zoo model (pretrained, with a fresh head if ``cfg.dataset`` has other classes) and, for MD,
+    its pretrained teacher (``fresh_head`` marks a teacher whose logits mean nothing here: no KD)."""
+    from mdsnn_zoo.zoo.registry import create_model, get_entry
+
+    e = get_entry(cfg.zoo_model)
+    mine, theirs = dataset_info(cfg.dataset), dataset_info(e.dataset)
+    if mine.input_shape != theirs.input_shape:
+        raise MdsnnError(f"{cfg.zoo_model} takes {e.dataset} inputs {list(theirs.input_shape)}, {cfg.dataset} has "
+                         f"{list(mine.input_shape)}: fine-tune a zoo model of the same input shape")
+    model = create_model(cfg.zoo_model, pretrained=True, num_classes=mine.num_classes, **cfg.arch_kwargs).train()
+    teacher = None
+    if cfg.method == "md":
+        if not e.teacher:
+            raise MdsnnError(f"{cfg.zoo_model} is a float model: it has no teacher to distill from")
+        teacher = create_model(e.teacher, pretrained=True, num_classes=mine.num_classes, **cfg.arch_kwargs)
+        teacher.eval().requires_grad_(False)
+        teacher.fresh_head = mine.num_classes != theirs.num_classes
     return model, teacher
 
 
@@ -371,7 +396,8 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
             log(f"resumed from {last_path} at step {step}")
 
     net = nn.parallel.DistributedDataParallel(model) if ddp.world > 1 else model
-    loss_fn = MDLoss(kd_weight=cfg.kd_weight if teacher is not None else 0.0, temperature=cfg.temperature,
+    use_kd = teacher is not None and not getattr(teacher, "fresh_head", False)
+    loss_fn = MDLoss(kd_weight=cfg.kd_weight if use_kd else 0.0, temperature=cfg.temperature,
                      mem_weight=cfg.mem_weight if teacher is not None else 0.0)
     logger = _RunLog(out, cfg) if ddp.main else None
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from mdsnn_zoo import __version__
 from mdsnn_zoo.errors import MdsnnError
 
-SUBCOMMANDS = ("data", "eval", "train", "distill", "finetune", "plot", "bench")
+SUBCOMMANDS = ("list", "info", "eval", "finetune", "train", "distill", "plot", "bench", "data")
 
 
 def build_parser() -> argparse.ArgumentParser:

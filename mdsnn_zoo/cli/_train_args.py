@@ -9,7 +9,7 @@ import typing
 
 from mdsnn_zoo.train import TrainConfig
 
-_SKIP = {"method", "arch_kwargs"}
+_SKIP = {"method", "arch_kwargs", "zoo_model"}
 
 
 def _parse_optional_int(text: str) -> int | None:

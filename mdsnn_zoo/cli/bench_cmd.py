@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-HELP = "measure throughput and print a markdown table (bench lif)"
+HELP = "measure throughput and print a markdown table (bench lif | mse | train)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,6 +33,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      metavar="K,K,...", help="neuron counts as powers of two (default 18,20,22)")
     mse.add_argument("--budget", type=float, default=0.5)
     mse.add_argument("--out", type=Path, default=None)
+    train = sub.add_parser("train", help="training images/s of zoo architectures vs the same network with "
+                           "SpikingJelly's LIFNode")
+    train.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    train.add_argument("--models", type=lambda s: s.split(","), default=None,
+                       help="zoo entries whose architecture and data shape to time (default: the Fashion-MNIST "
+                       "teachers)")
+    train.add_argument("--batch-size", type=int, default=64)
+    train.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True)
+    train.add_argument("--budget", type=float, default=5.0)
+    train.add_argument("--out", type=Path, default=None)
 
 
 def _cuda() -> bool:
@@ -47,6 +57,16 @@ def run(args: argparse.Namespace) -> int:
     from mdsnn_zoo.bench import lif
     from mdsnn_zoo.bench.common import tune_cpu_allocator
 
+    if args.bench == "train":
+        from mdsnn_zoo.bench import train
+
+        tune_cpu_allocator()
+        table = train.run(args.device, args.models, args.batch_size, args.amp, args.budget)
+        print(table)
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(table)
+        return 0
     if args.bench == "mse":
         from mdsnn_zoo.bench import mse
 

@@ -1,26 +1,47 @@
-"""``mdsnn-zoo eval CHECKPOINT``: top-1 on a data set's test split, spike rate, and for a student the
-membrane MSE to its teacher."""
+"""``mdsnn-zoo eval NAME | CHECKPOINT``: top-1 on a data set's test split, spike rate, and for a
+student the membrane MSE to its teacher."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
-HELP = "evaluate a trained network on the test split (top-1, spike rate, membrane MSE to the teacher)"
+HELP = "evaluate a zoo model or a checkpoint on the test split (top-1, spike rate, membrane MSE to the teacher)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="a checkpoint (.safetensors) written by train/distill/finetune")
-    parser.add_argument("--teacher", default=None, help="checkpoint of the float teacher: also report the "
-                        "student's membrane MSE to it (default: the teacher the student was distilled from)")
+    parser.add_argument("model", help="a zoo model name (see `mdsnn-zoo list --pretrained`) or a checkpoint "
+                        "(.safetensors) written by train/distill/finetune")
+    parser.add_argument("--teacher", default=None, help="zoo name or checkpoint of the float teacher: also report "
+                        "the student's membrane MSE to it (default: the student's own teacher)")
     parser.add_argument("--dataset", default=None, help="default: the one the model was trained on")
-    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--data-root", default=None, help="default: the shipped Fashion-MNIST test split, "
+                        "or $MDSNN_DATA")
     parser.add_argument("--split", default="test")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=False,
                         help="bfloat16 autocast (default off: the exact numbers)")
+    parser.add_argument("--backend", default=None, help="QuantLIFNode backend (default: the best one here)")
     parser.add_argument("--json", action="store_true", help="end with one JSON line of the results")
+
+
+def load_model(ref: str):
+    """(model, dataset, its teacher's reference or None) for a zoo name or a checkpoint path."""
+    from mdsnn_zoo.train import model_from_checkpoint
+    from mdsnn_zoo.zoo.registry import ENTRIES, create_model
+
+    if ref in ENTRIES:
+        e = ENTRIES[ref]
+        return create_model(ref, pretrained=True), e.dataset, e.teacher
+    if ref.endswith(".safetensors") or Path(ref).exists():
+        model, cfg = model_from_checkpoint(ref)
+        return model, cfg.dataset, cfg.teacher if cfg.method == "md" else None
+    from mdsnn_zoo.zoo.registry import get_entry
+
+    get_entry(ref)  # raises: unknown name, with the closest ones
+    raise AssertionError("unreachable")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,20 +50,32 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from mdsnn_zoo.data import get_dataset
-    from mdsnn_zoo.train import _device, evaluate, model_from_checkpoint
+    from mdsnn_zoo.train import _device, evaluate
 
-    model, cfg = model_from_checkpoint(args.model)
-    teacher_path = args.teacher or (cfg.teacher if cfg.method == "md" else None)
-    teacher = model_from_checkpoint(teacher_path)[0] if teacher_path else None
+    model, dataset, teacher_ref = load_model(args.model)
+    teacher_ref = args.teacher or teacher_ref
+    teacher = load_model(teacher_ref)[0] if teacher_ref else None
+    if args.backend:
+        from mdsnn_zoo.errors import MdsnnError
+        from mdsnn_zoo.neuron import QuantLIFNode, _check_backend
+
+        try:
+            _check_backend(args.backend)
+        except ValueError as exc:
+            raise MdsnnError(str(exc)) from None
+        for m in [*model.modules(), *(teacher.modules() if teacher is not None else [])]:
+            if isinstance(m, QuantLIFNode):
+                m.backend = args.backend
     device = _device(args.device)
     model.to(device)
     if teacher is not None:
         teacher.to(device)
-    data = get_dataset(args.dataset or cfg.dataset, args.split, root=args.data_root)
+    dataset = args.dataset or dataset
+    data = get_dataset(dataset, args.split, root=args.data_root)
     loader = DataLoader(data, batch_size=args.batch_size, shuffle=False)
     with torch.inference_mode(False):
         result = evaluate(model, tqdm(loader, desc="eval", leave=False), device, args.amp, teacher)
-    result = {"model": args.model, "dataset": args.dataset or cfg.dataset, "split": args.split, **result}
+    result = {"model": args.model, "dataset": dataset, "split": args.split, **result}
     print(f"top-1 {result['top1']:.2f}%  spike rate {result['spike_rate']:.4f}" +
           (f"  membrane MSE to teacher {result['membrane_mse']:.5f}" if "membrane_mse" in result else ""))
     if args.json:

@@ -1,17 +1,33 @@
-"""``mdsnn-zoo finetune``: continue training a checkpoint (``--init``), with MD when ``--teacher`` is given."""
+"""``mdsnn-zoo finetune [NAME]``: continue training a zoo model (NAME) or a checkpoint (``--init``);
+a zoo student is fine-tuned with MD from its zoo teacher, a checkpoint with MD when ``--teacher`` is given."""
 
 from __future__ import annotations
 
 import argparse
 
 from mdsnn_zoo.cli._train_args import add_config_arguments, config_from_args, run_training
+from mdsnn_zoo.errors import MdsnnError
 
-HELP = "fine-tune a trained network from a checkpoint (--init), with distillation if --teacher is given"
+HELP = "fine-tune a zoo model or a checkpoint (--init), with membrane distillation when it has a teacher"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_config_arguments(parser, {"lr": 0.01, "warmup_epochs": 0.0})
+    parser.add_argument("name", nargs="?", default=None, help="a zoo model (see `mdsnn-zoo list --pretrained`)")
+    parser.add_argument("--no-distill", action="store_true", help="a zoo student: cross-entropy only")
+    add_config_arguments(parser, {"lr": 0.01, "warmup_epochs": 0.0, "learn_step": False})
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_training(config_from_args(args, "md" if args.teacher else "finetune"))
+    if args.name is None:
+        if not args.init:
+            raise MdsnnError("finetune needs a zoo model NAME or a checkpoint (--init PATH)")
+        return run_training(config_from_args(args, "md" if args.teacher else "finetune"))
+    from mdsnn_zoo.zoo.registry import get_entry
+
+    e = get_entry(args.name)
+    method = "md" if e.teacher and not args.no_distill else "finetune"
+    cfg = config_from_args(args, method)
+    cfg.zoo_model, cfg.arch, cfg.arch_kwargs = e.name, e.arch, {**e.arch_kwargs, **cfg.arch_kwargs}
+    cfg.time_steps, cfg.w_bits, cfg.u_bits, cfg.first_last_bits = e.time_steps, e.w_bits, e.u_bits, e.first_last_bits
+    cfg.teacher = e.teacher
+    return run_training(cfg)

@@ -8,9 +8,14 @@ from torch import nn
 
 from mdsnn_zoo.errors import MdsnnError
 from mdsnn_zoo.models.base import SpikingNet
+from mdsnn_zoo.models.resnet import ms_resnet18, resnet19, resnet20
 from mdsnn_zoo.models.small import small_cnn
+from mdsnn_zoo.models.vgg import vgg9, vgg11, vgg16
 
-ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {"small_cnn": small_cnn}
+ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
+    "small_cnn": small_cnn, "vgg9": vgg9, "vgg11": vgg11, "vgg16": vgg16,
+    "resnet19": resnet19, "resnet20": resnet20, "ms_resnet18": ms_resnet18,
+}
 
 
 def build_model(arch: str, **kwargs) -> nn.Module:
@@ -20,4 +25,5 @@ def build_model(arch: str, **kwargs) -> nn.Module:
     return ARCHITECTURES[arch](**kwargs)
 
 
-__all__ = ["ARCHITECTURES", "SpikingNet", "build_model", "small_cnn"]
+__all__ = ["ARCHITECTURES", "SpikingNet", "build_model", "ms_resnet18", "resnet19", "resnet20", "small_cnn",
+           "vgg9", "vgg11", "vgg16"]

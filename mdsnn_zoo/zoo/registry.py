@@ -1,0 +1,260 @@
+"""The model zoo: named entries ``arch.tag`` (in the manner of timm), each an architecture, a data set,
+T, bits and a training method, with the metadata of its weights where they ship (torchvision-style).
+
+    list_models("vgg9.*", pretrained=True)   # names
+    create_model("small_cnn.fmnist_t4_w2u2_md", pretrained=True)
+    get_weights("small_cnn.fmnist_t4_w2u2_md")["top1"]
+
+Tags read ``<data>_t<T>_<fp | w<b>u<b>_<md | qat>>``. Entries are declared here; what their trained
+weights measured (top-1 on the test split by ``mdsnn-zoo eval NAME``, sha256, size, the exact
+command) is in ``manifest.json`` beside this file, written by ``recipes/export_zoo.py``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import functools
+import json
+import os
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from mdsnn_zoo.errors import MdsnnError
+
+HERE = Path(__file__).parent
+MANIFEST = HERE / "manifest.json"
+DATASET_TAGS = {"fmnist": "fashion-mnist", "cifar10": "cifar10", "cifar100": "cifar100",
+                "tinyimagenet": "tiny-imagenet", "ncaltech101": "n-caltech101"}
+# (architecture, data tag, T, architecture arguments, teacher epochs, student epochs)
+_FAMILIES: list[tuple[str, str, int, dict, int, int]] = [
+    ("small_cnn", "fmnist", 4, {}, 5, 3),
+    ("vgg9", "fmnist", 4, {"width": 0.5}, 8, 2),
+    ("resnet20", "fmnist", 4, {}, 40, 10),
+    *[(a, d, 4, {}, 200, 60) for d in ("cifar10", "cifar100")
+      for a in ("vgg9", "vgg11", "vgg16", "resnet19", "resnet20", "ms_resnet18")],
+    *[(a, "tinyimagenet", 4, {}, 100, 30) for a in ("vgg16", "resnet19", "ms_resnet18")],
+    *[(a, "ncaltech101", 10, {}, 100, 30) for a in ("vgg11", "resnet19")],
+]
+_VARIANTS = [("fp", None, None), ("md", 4, 4), ("md", 2, 2), ("qat", 2, 2)]
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """One named model: how to build it and how it was (or is to be) trained."""
+
+    name: str
+    arch: str
+    dataset: str
+    time_steps: int
+    method: str  # fp | qat | md
+    w_bits: int | None
+    u_bits: int | None
+    arch_kwargs: dict = field(default_factory=dict)
+    teacher: str | None = None  # zoo name of the float teacher (students)
+    first_last_bits: int | None = 8
+    epochs: int = 0
+
+    @property
+    def recipe(self) -> str:
+        """The command that trains this entry from scratch (after its teacher, for a student)."""
+        args = ["--dataset", self.dataset, "--arch", self.arch, "--time-steps", str(self.time_steps),
+                "--epochs", str(self.epochs), "--out-dir", f"runs/{self.name}"]
+        if self.arch_kwargs:
+            args += ["--arch-kwargs", json.dumps(self.arch_kwargs, separators=(",", ":"))]
+        if self.method == "fp":
+            return shlex.join(["mdsnn-zoo", "train", *args])
+        bits = ["--w-bits", str(self.w_bits), "--u-bits", str(self.u_bits)]
+        teacher = f"runs/{self.teacher}/best.safetensors"
+        if self.method == "md":
+            return shlex.join(["mdsnn-zoo", "distill", "--teacher", teacher, *bits, *args])
+        return shlex.join(["mdsnn-zoo", "train", "--init", teacher, *bits, "--lr", "0.02", "--warmup-epochs", "0",
+                           *args])
+
+
+def _declare() -> dict[str, ZooEntry]:
+    entries = {}
+    for arch, tag, T, kwargs, fp_epochs, student_epochs in _FAMILIES:
+        base = f"{arch}.{tag}_t{T}"
+        for method, w, u in _VARIANTS:
+            name = f"{base}_fp" if method == "fp" else f"{base}_w{w}u{u}_{method}"
+            entries[name] = ZooEntry(name, arch, DATASET_TAGS[tag], T, method, w, u, kwargs,
+                                     None if method == "fp" else f"{base}_fp",
+                                     epochs=fp_epochs if method == "fp" else student_epochs)
+    return entries
+
+
+ENTRIES: dict[str, ZooEntry] = _declare()
+
+
+@functools.cache
+def _manifest() -> dict[str, dict]:
+    return json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {}
+
+
+def cache_dir() -> Path:
+    """Where downloaded weights go: ``$MDSNN_HOME`` (default ``~/.cache/mdsnn_zoo``)."""
+    return Path(os.environ.get("MDSNN_HOME", Path.home() / ".cache" / "mdsnn_zoo"))
+
+
+def get_entry(name: str) -> ZooEntry:
+    """The entry called ``name``; an unknown name raises an error listing the closest ones."""
+    if name in ENTRIES:
+        return ENTRIES[name]
+    close = difflib.get_close_matches(name, list(ENTRIES), n=5, cutoff=0.5)
+    hint = f"closest: {', '.join(close)}" if close else "see `mdsnn-zoo list`"
+    raise MdsnnError(f"unknown model {name!r}; {hint}")
+
+
+def _local_file(name: str, record: dict) -> Path | None:
+    for folder in (HERE / "weights", cache_dir() / "weights"):
+        path = folder / record["file"]
+        if path.exists():
+            return path
+    return None
+
+
+def get_weights(name: str) -> dict[str, Any]:
+    """Metadata of ``name``: what it is, how it was trained and, where weights exist, what they score.
+
+    Keys: name, arch, arch_kwargs, dataset, time_steps, w_bits, u_bits, first_last_bits, method,
+    teacher, recipe, pretrained (bool), top1 (% on the test split, None without weights), num_params,
+    file_bytes, sha256, url and file (the local path of the weights, None until present).
+    """
+    e = get_entry(name)
+    record = _manifest().get(name, {})
+    meta: dict[str, Any] = {
+        "name": e.name, "arch": e.arch, "arch_kwargs": dict(e.arch_kwargs), "dataset": e.dataset,
+        "time_steps": e.time_steps, "w_bits": e.w_bits, "u_bits": e.u_bits,
+        "first_last_bits": None if e.method == "fp" else e.first_last_bits, "method": e.method,
+        "teacher": e.teacher, "recipe": record.get("recipe", e.recipe), "pretrained": bool(record),
+        "top1": record.get("top1"), "num_params": record.get("num_params") or _num_params(name),
+        "file_bytes": record.get("file_bytes"), "sha256": record.get("sha256"), "url": record.get("url"),
+        "file": None,
+    }
+    for key in ("val_top1", "membrane_mse", "spike_rate", "trained_on"):
+        if key in record:
+            meta[key] = record[key]
+    if record:
+        path = _local_file(name, record)
+        meta["file"] = str(path) if path else None
+    return meta
+
+
+@functools.cache
+def _num_params(name: str) -> int:
+    import torch
+
+    with torch.device("meta"):  # shapes only: no memory, no initialisation
+        return sum(p.numel() for p in build_entry_model(ENTRIES[name]).parameters())
+
+
+def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
+    """Sorted entry names matching the shell-style ``pattern``; only those with weights if ``pretrained``."""
+    names = [n for n in ENTRIES if fnmatch.fnmatchcase(n, pattern)]
+    if pretrained:
+        names = [n for n in names if n in _manifest()]
+    return sorted(names)
+
+
+def _weights_path(name: str) -> Path:
+    """The local weights of ``name``, fetched into the cache if the entry has a URL."""
+    record = _manifest().get(name)
+    e = ENTRIES[name]
+    if record is None:
+        teacher = f" (after its teacher: {ENTRIES[e.teacher].recipe})" if e.teacher else ""
+        raise MdsnnError(f"no pretrained weights ship for {name}; train them where the {e.dataset} data is "
+                         f"with: {e.recipe}{teacher}")
+    path = _local_file(name, record)
+    if path is not None:
+        return path
+    if not record.get("url"):
+        raise MdsnnError(f"the weights of {name} ({record['file']}) are missing from the package and from "
+                         f"{cache_dir() / 'weights'}; reinstall mdsnn-zoo")
+    return _download(record["url"], cache_dir() / "weights" / record["file"], name)
+
+
+def _download(url: str, dest: Path, name: str) -> Path:
+    import urllib.request
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=60) as r, open(tmp, "wb") as f:
+            while chunk := r.read(1 << 20):
+                f.write(chunk)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise MdsnnError(f"could not download the weights of {name} from {url} ({exc}); offline, put the file "
+                         f"at {dest}") from None
+    os.replace(tmp, dest)
+    return dest
+
+
+def build_entry_model(e: ZooEntry, num_classes: int | None = None, **kwargs) -> nn.Module:
+    """The untrained network of entry ``e`` (quantized for a student), ``num_classes`` outputs."""
+    from mdsnn_zoo.data import dataset_info
+    from mdsnn_zoo.models import build_model
+    from mdsnn_zoo.quant import quantize_model
+
+    info = dataset_info(e.dataset)
+    args = dict(num_classes=info.num_classes, in_channels=info.input_shape[0], input_size=info.input_shape[-1],
+                time_steps=e.time_steps, **e.arch_kwargs)
+    args.update(kwargs)
+    model = build_model(e.arch, **args)
+    if e.method != "fp":
+        model = quantize_model(model, e.w_bits, e.u_bits, first_last_bits=e.first_last_bits)
+    if num_classes is not None and num_classes != args["num_classes"]:
+        replace_head(model, num_classes)
+    return model
+
+
+def replace_head(model: nn.Module, num_classes: int) -> None:
+    """Give ``model`` a freshly initialised last linear layer with ``num_classes`` outputs (same bits)."""
+    from spikingjelly.activation_based import layer
+
+    from mdsnn_zoo.quant import QuantLinear
+
+    head = model.head
+    idx, last = next((i, m) for i, m in reversed(list(enumerate(head))) if isinstance(m, nn.Linear))
+    new = layer.Linear(last.in_features, num_classes, bias=last.bias is not None, step_mode="m")
+    if isinstance(last, QuantLinear):
+        new = QuantLinear.from_float(new, last.weight_quant.bits, last.weight_quant.pot)
+        new.step_mode = "m"
+    head[idx] = new.to(last.weight.device)
+
+
+def create_model(name: str, pretrained: bool | str | os.PathLike = False, num_classes: int | None = None,
+                 **kwargs) -> nn.Module:
+    """The network of entry ``name``: ``pretrained=True`` loads its weights (sha256 checked),
+    ``pretrained=PATH`` a local file checked against the entry's sha256; ``num_classes`` other than
+    the data set's gives a fresh head (for fine-tuning); ``kwargs`` go to the architecture (e.g.
+    ``backend='torch'``). Returns the model in eval mode when pretrained."""
+    from mdsnn_zoo.zoo.packing import load_packed
+
+    e = get_entry(name)
+    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
+                                    or num_classes < 1):
+        raise MdsnnError(f"num_classes must be a positive int, got {num_classes!r}")
+    model = build_entry_model(e, **kwargs)
+    if pretrained is not False and pretrained is not None:
+        if pretrained is True:
+            path = _weights_path(name)
+        else:
+            path = Path(pretrained)
+            if not path.exists():
+                raise MdsnnError(f"pretrained={str(path)!r}: no such file")
+        sha = _manifest().get(name, {}).get("sha256")
+        if sha is None:
+            raise MdsnnError(f"{name} has no published sha256 to check {path} against; load it with "
+                             "mdsnn_zoo.zoo.packing.load_packed(model, path, sha256=None) if you trust it")
+        load_packed(model, path, sha)
+        model.eval()
+    if num_classes is not None and num_classes != model.head[-1].out_features:
+        replace_head(model, num_classes)
+    model.zoo_name = name
+    return model

@@ -1,0 +1,75 @@
+"""Publish a trained run as a zoo entry: pack its weights into ``mdsnn_zoo/zoo/weights/NAME.safetensors``
+and record in ``mdsnn_zoo/zoo/manifest.json`` what ``mdsnn-zoo eval NAME`` measures on the test split.
+
+    python recipes/export_zoo.py NAME runs/NAME/best.safetensors --recipe "the exact training command"
+
+Export a teacher before its students (a student's membrane MSE is measured against the zoo teacher).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+
+import torch
+from torch.utils.data import DataLoader
+
+from mdsnn_zoo import checkpoint as ckpt
+from mdsnn_zoo.data import get_dataset
+from mdsnn_zoo.train import config_from_dict, evaluate
+from mdsnn_zoo.zoo import registry
+from mdsnn_zoo.zoo.packing import save_packed
+
+
+def check_fits(entry: registry.ZooEntry, cfg) -> None:
+    """The run must be the entry's architecture, data, T and bits."""
+    want = dict(arch=entry.arch, arch_kwargs=entry.arch_kwargs, dataset=entry.dataset, time_steps=entry.time_steps,
+                w_bits=entry.w_bits, u_bits=entry.u_bits)
+    have = dict(arch=cfg.arch, arch_kwargs=cfg.arch_kwargs, dataset=cfg.dataset, time_steps=cfg.time_steps,
+                w_bits=cfg.w_bits, u_bits=cfg.u_bits)
+    diff = {k: (have[k], want[k]) for k in want if have[k] != want[k]}
+    if diff:
+        sys.exit(f"the run does not fit {entry.name}: (run, entry) = {diff}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("name")
+    parser.add_argument("checkpoint")
+    parser.add_argument("--recipe", required=True, help="the exact command(s) that trained the run")
+    args = parser.parse_args()
+    entry = registry.get_entry(args.name)
+    tensors, header = ckpt.read_checkpoint(args.checkpoint)
+    info = header.get("info", {})
+    cfg = config_from_dict(info["config"])
+    check_fits(entry, cfg)
+
+    model = registry.build_entry_model(entry)
+    model.load_state_dict(ckpt.model_state(tensors))
+    out = registry.HERE / "weights" / f"{entry.name}.safetensors"
+    out.parent.mkdir(exist_ok=True)
+    sha = save_packed(model, out, {"name": entry.name, "step": info.get("step")})
+    manifest = json.loads(registry.MANIFEST.read_text()) if registry.MANIFEST.exists() else {}
+    manifest[entry.name] = {"file": out.name, "sha256": sha, "file_bytes": out.stat().st_size,
+                            "num_params": sum(p.numel() for p in model.parameters()),
+                            "val_top1": info.get("best_val_top1"), "recipe": args.recipe,
+                            "trained_on": "CPU (2 threads), bfloat16 autocast",
+                            "date": datetime.date.today().isoformat()}
+    registry.MANIFEST.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    registry._manifest.cache_clear()
+
+    # what `mdsnn-zoo eval NAME` prints: the packed file, loaded the way users load it
+    model = registry.create_model(entry.name, pretrained=True)
+    teacher = registry.create_model(entry.teacher, pretrained=True) if entry.teacher else None
+    loader = DataLoader(get_dataset(entry.dataset, "test"), batch_size=256, shuffle=False)
+    with torch.inference_mode(False):
+        result = evaluate(model, loader, torch.device("cpu"), False, teacher)
+    manifest[entry.name].update({k: round(v, 6) for k, v in result.items() if k != "samples"})
+    registry.MANIFEST.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    print(json.dumps({"name": entry.name, **manifest[entry.name]}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,239 @@
+"""The zoo: names and metadata, packed low-bit weight files (round trip, size, sha256 refusal),
+loading by name, fresh heads for fine-tuning, and the shipped weights themselves."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+import torch
+from spikingjelly.activation_based import functional
+
+import mdsnn_zoo
+from mdsnn_zoo.errors import CorruptFileError, MdsnnError
+from mdsnn_zoo.quant import quantized_layers
+from mdsnn_zoo.zoo import packing, registry
+
+TINY = "small_cnn.fmnist_t4_w2u2_md"
+REQUIRED = {"dataset", "time_steps", "w_bits", "u_bits", "method", "top1", "teacher", "num_params", "file_bytes",
+            "sha256", "recipe", "file"}
+
+
+def _randomise(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("delta") or name.endswith("scale"):
+                p.mul_(0.5 + torch.rand(p.shape, generator=gen))
+            else:
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
+    return model
+
+
+@pytest.fixture()
+def published(tmp_path, monkeypatch):
+    """A fake published entry: random weights of TINY (and its teacher) in a temporary $MDSNN_HOME."""
+    monkeypatch.setenv("MDSNN_HOME", str(tmp_path))
+    (tmp_path / "weights").mkdir()
+    manifest = {}
+    for name in (TINY, registry.ENTRIES[TINY].teacher):
+        model = _randomise(registry.create_model(name, backend="torch"))
+        path = tmp_path / "weights" / f"{name}.safetensors"
+        sha = packing.save_packed(model, path)
+        manifest[name] = {"file": path.name, "sha256": sha, "file_bytes": path.stat().st_size, "top1": 50.0}
+    monkeypatch.setattr(registry, "_manifest", lambda: manifest)
+    monkeypatch.setattr(registry, "HERE", tmp_path / "nowhere")  # nothing from the package
+    return manifest
+
+
+def test_names_patterns_and_metadata():
+    names = mdsnn_zoo.list_models()
+    assert names == sorted(names) and len(names) == len(registry.ENTRIES)
+    for arch in ("vgg9", "vgg11", "vgg16", "ms_resnet18", "resnet19", "resnet20", "small_cnn"):
+        assert mdsnn_zoo.list_models(f"{arch}.*"), arch
+    assert set(mdsnn_zoo.list_models("*.fmnist_t4_*")) >= {"vgg9.fmnist_t4_fp", "vgg9.fmnist_t4_w2u2_md",
+                                                            "vgg9.fmnist_t4_w4u4_md", "vgg9.fmnist_t4_w2u2_qat"}
+    assert set(mdsnn_zoo.list_models(pretrained=True)) <= set(names)
+    meta = mdsnn_zoo.get_weights("resnet20.cifar10_t4_w2u2_md")
+    assert REQUIRED <= meta.keys()
+    assert (meta["dataset"], meta["time_steps"], meta["w_bits"], meta["u_bits"], meta["method"]) == \
+        ("cifar10", 4, 2, 2, "md")
+    assert meta["teacher"] == "resnet20.cifar10_t4_fp" and meta["recipe"].startswith("mdsnn-zoo distill")
+    if not meta["pretrained"]:
+        assert meta["top1"] is None and meta["file"] is None
+    assert meta["num_params"] == sum(p.numel() for p in mdsnn_zoo.create_model(meta["name"]).parameters())
+
+
+def test_unknown_names_and_missing_weights_say_what_to_do():
+    with pytest.raises(MdsnnError, match="closest: vgg9.fmnist_t4_w2u2_md"):
+        mdsnn_zoo.create_model("vgg9.fmnist_t4_w2u2_mdd")
+    with pytest.raises(MdsnnError, match="no pretrained weights ship for vgg16.tinyimagenet_t4_fp.*mdsnn-zoo train"):
+        mdsnn_zoo.create_model("vgg16.tinyimagenet_t4_fp", pretrained=True)
+    with pytest.raises(MdsnnError, match="num_classes must be a positive int"):
+        mdsnn_zoo.create_model(TINY, num_classes=0)
+
+
+@pytest.mark.parametrize("bits", range(2, 9))
+def test_pack_codes_round_trip(bits):
+    u = torch.randint(0, 2**bits, (3, 7, 5, 3))  # an odd count: the last byte is partly used
+    packed = packing.pack_codes(u, bits)
+    assert packed.dtype == torch.uint8 and packed.numel() == -(-u.numel() * bits // 8)
+    assert torch.equal(packing.unpack_codes(packed, bits, u.numel()).view(u.shape), u)
+
+
+@pytest.mark.parametrize("w_bits,u_bits", [(2, 2), (4, 4), (3, 5)])
+def test_student_round_trip_is_exact_and_small(tmp_path, w_bits, u_bits):
+    from mdsnn_zoo.models import build_model
+    from mdsnn_zoo.quant import quantize_model
+
+    fp = build_model("small_cnn", num_classes=10, in_channels=1, backend="torch")
+    student = _randomise(quantize_model(fp, w_bits, u_bits, first_last_bits=None)).eval()
+    sha = packing.save_packed(student, tmp_path / "s.safetensors")
+    assert sha == hashlib.sha256((tmp_path / "s.safetensors").read_bytes()).hexdigest()
+    fresh = quantize_model(build_model("small_cnn", num_classes=10, in_channels=1, backend="torch"), w_bits, u_bits,
+                           first_last_bits=None).eval()
+    packing.load_packed(fresh, tmp_path / "s.safetensors", sha)
+    for (name, a), (_, b) in zip(quantized_layers(student), quantized_layers(fresh), strict=True):
+        assert torch.equal(a.weight_quant.codes(a.weight), b.weight_quant.codes(b.weight)), name
+        assert torch.equal(a.quantized_weight(), b.quantized_weight()), name
+    x = torch.rand(5, 1, 28, 28)
+    assert torch.equal(student(x), fresh(x))
+    tensors, _ = packing.read_packed(tmp_path / "s.safetensors", sha)
+    for name, layer in quantized_layers(student):
+        assert tensors[f"{name}.weight.codes"].numel() * 8 == pytest.approx(layer.weight.numel() * w_bits, abs=8)
+        assert tensors[f"{name}.weight.codes"].numel() <= layer.weight.numel() * 4 * w_bits / 32 + 1  # b/32 of fp32
+
+
+def test_a_tampered_file_is_refused_and_nothing_loads(tmp_path):
+    model = _randomise(registry.create_model(TINY, backend="torch"))
+    sha = packing.save_packed(model, tmp_path / "w.safetensors")
+    data = bytearray((tmp_path / "w.safetensors").read_bytes())
+    data[-3] ^= 0x40
+    (tmp_path / "w.safetensors").write_bytes(bytes(data))
+    target = registry.create_model(TINY, backend="torch")
+    before = {k: v.clone() for k, v in target.state_dict().items()}
+    with pytest.raises(CorruptFileError, match="sha256 .* does not match"):
+        packing.load_packed(target, tmp_path / "w.safetensors", sha)
+    (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(CorruptFileError, match="not a readable mdsnn-zoo weight file"):
+        packing.load_packed(target, tmp_path / "junk.safetensors", None)
+    assert all(torch.equal(before[k], v) for k, v in target.state_dict().items())
+
+
+def test_pretrained_by_name_path_and_fresh_head(published, tmp_path):
+    model = mdsnn_zoo.create_model(TINY, pretrained=True, backend="torch")
+    assert not model.training and mdsnn_zoo.get_weights(TINY)["file"].startswith(str(tmp_path))
+    same = mdsnn_zoo.create_model(TINY, pretrained=str(tmp_path / "weights" / f"{TINY}.safetensors"), backend="torch")
+    x = torch.rand(3, 1, 28, 28)
+    assert torch.equal(model(x), same(x))
+    functional.reset_net(model)
+    # a file that is not the entry's: refused by its sha256
+    other = tmp_path / "other.safetensors"
+    packing.save_packed(_randomise(registry.create_model(TINY, backend="torch"), seed=9), other)
+    with pytest.raises(CorruptFileError, match="sha256"):
+        mdsnn_zoo.create_model(TINY, pretrained=str(other))
+    # a new head: everything else is the pretrained model's
+    five = mdsnn_zoo.create_model(TINY, pretrained=True, num_classes=5, backend="torch")
+    assert five.head[-1].out_features == 5 and hasattr(five.head[-1], "weight_quant")
+    body = {k: v for k, v in model.state_dict().items() if not k.startswith("head.")}
+    assert all(torch.equal(v, five.state_dict()[k]) for k, v in body.items())
+
+
+def test_offline_missing_file_is_a_clear_error(published, tmp_path):
+    (tmp_path / "weights" / f"{TINY}.safetensors").unlink()
+    with pytest.raises(MdsnnError, match="missing from the package"):
+        mdsnn_zoo.create_model(TINY, pretrained=True)
+    published[TINY]["url"] = "http://127.0.0.1:9/none.safetensors"  # nothing listens there
+    with pytest.raises(MdsnnError, match="could not download .* offline, put the file"):
+        mdsnn_zoo.create_model(TINY, pretrained=True)
+
+
+def test_cli_list_info(capsys):
+    from mdsnn_zoo.cli import main
+
+    assert main(["list", "vgg9.fmnist*"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:6] == ["name", "data", "T", "bits", "method", "top-1"]
+    assert any(line.startswith("vgg9.fmnist_t4_w2u2_md ") and "W2U2" in line for line in out)
+    assert main(["info", "vgg9.fmnist_t4_w2u2_qat"]) == 0
+    meta = json.loads(capsys.readouterr().out)
+    assert meta["method"] == "qat" and meta["teacher"] == "vgg9.fmnist_t4_fp"
+    assert main(["info", "vgg9.nope"]) == 2
+    assert "unknown model" in capsys.readouterr().err
+
+
+def test_shipped_weights_load_and_match_their_sha256():
+    shipped = mdsnn_zoo.list_models(pretrained=True)
+    if not shipped:
+        pytest.skip("no weights ship yet")
+    for name in shipped:
+        meta = mdsnn_zoo.get_weights(name)
+        assert meta["file"] is not None, f"{name}: its weights file is not in the package"
+        assert hashlib.sha256(open(meta["file"], "rb").read()).hexdigest() == meta["sha256"]
+        assert 0 <= meta["top1"] <= 100
+        mdsnn_zoo.create_model(name, pretrained=True, backend="torch")
+
+
+@pytest.fixture()
+def fmnist_root(tmp_path):
+    """200 Fashion-MNIST-format images (train and test) whose label is drawn in the image."""
+    import numpy as np
+
+    from mdsnn_zoo.data.idx import write_idx
+
+    root = tmp_path / "fmnist"
+    root.mkdir()
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 10, 200).astype(np.uint8)
+    images = rng.integers(0, 60, (200, 28, 28)).astype(np.uint8)
+    for i, y in enumerate(labels):
+        images[i, 2 * y:2 * y + 6, 4:24] = 255
+    for split in ("train", "t10k"):
+        write_idx(root / f"{split}-images-idx3-ubyte.gz", images)
+        write_idx(root / f"{split}-labels-idx1-ubyte.gz", labels)
+    return root
+
+
+def test_cli_eval_and_finetune_by_name(published, fmnist_root, tmp_path, capsys):
+    from mdsnn_zoo import checkpoint as ckpt
+    from mdsnn_zoo.cli import main
+
+    assert main(["eval", TINY, "--data-root", str(fmnist_root), "--backend", "torch", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["samples"] == 200 and 0 <= result["top1"] <= 100 and result["membrane_mse"] > 0
+    assert main(["eval", TINY, "--backend", "nope"]) == 2
+    assert "unknown backend 'nope'" in capsys.readouterr().err
+
+    out = tmp_path / "ft"
+    args = ["finetune", TINY, "--data-root", str(fmnist_root), "--max-steps", "3", "--val-size", "40",
+            "--batch-size", "32", "--out-dir", str(out), "--no-progress", "--no-tensorboard", "--no-amp",
+            "--arch-kwargs", '{"backend": "torch"}']
+    assert main(args) == 0
+    _, header = ckpt.read_checkpoint(out / "last.safetensors")
+    cfg = header["info"]["config"]
+    assert (cfg["method"], cfg["zoo_model"], cfg["w_bits"], cfg["u_bits"]) == ("md", TINY, 2, 2)
+    rows = (out / "log.csv").read_text().splitlines()
+    assert float(rows[-1].split(",")[rows[0].split(",").index("mem")]) > 0  # distilled from the zoo teacher
+    capsys.readouterr()
+    assert main(["eval", str(out / "last.safetensors"), "--data-root", str(fmnist_root), "--backend", "torch",
+                 "--json"]) == 0
+    assert "membrane_mse" in json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_eval_reproduces_the_published_top1_of_a_shipped_student():
+    """What `mdsnn-zoo eval NAME` prints is the entry's top1 (to 0.1), on the shipped test split."""
+    from torch.utils.data import DataLoader
+
+    from mdsnn_zoo.data import get_dataset
+    from mdsnn_zoo.train import evaluate
+
+    students = [n for n in mdsnn_zoo.list_models("*.fmnist_*", pretrained=True) if "_w2u2_md" in n]
+    if not students:
+        pytest.skip("no Fashion-MNIST student ships yet")
+    name = min(students, key=lambda n: mdsnn_zoo.get_weights(n)["num_params"])
+    model = mdsnn_zoo.create_model(name, pretrained=True)
+    loader = DataLoader(get_dataset("fashion-mnist", "test"), batch_size=256)
+    with torch.inference_mode(False):
+        top1 = evaluate(model, loader, torch.device("cpu"))["top1"]
+    assert abs(top1 - mdsnn_zoo.get_weights(name)["top1"]) <= 0.1, name
