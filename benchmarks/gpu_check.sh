@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# One GPU session's checks, within about 8 minutes on an H100/H200: the GPU tests (Triton and CuPy
+# One GPU session's checks, within about 10 minutes on an H100/H200: the GPU tests (Triton and CuPy
 # kernels against the torch reference on the device) and the kernel benchmarks. Results go to
 # $OUT (the device tool's folder) or benchmarks/results/.
 #
 # Here, first:  bash ../shared/gpu/fetch-wheels.sh   (SpikingJelly's wheels, into .whl/)
-# Device call:  carry [".whl"], command "bash benchmarks/gpu_check.sh", timeout_s about 540.
+# Device call:  carry [".whl"], command "bash benchmarks/gpu_check.sh", timeout_s about 600.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-benchmarks/results}"
@@ -27,4 +27,10 @@ timeout 240 python3 -m pytest -q -x -p no:cacheprovider tests/test_lif_kernels.p
 
 echo "== LIF benchmark"
 timeout 300 python3 -m mdsnn_zoo bench lif --device cuda --budget 0.2 --out "$out/lif_${card}.md" | tail -60
+
+echo "== membrane MSE and training throughput"
+timeout 90 python3 -m mdsnn_zoo bench mse --device cuda --budget 0.2 --out "$out/mse_${card}.md" | tail -20
+timeout 150 python3 -m mdsnn_zoo bench train --device cuda --batch-size 128 --budget 2 \
+  --models small_cnn.fmnist_t4_fp,vgg9.fmnist_t4_fp,resnet20.fmnist_t4_fp,vgg16.cifar10_t4_fp,resnet19.cifar10_t4_fp,ms_resnet18.cifar10_t4_fp \
+  --out "$out/train_${card}.md" | tail -12
 echo "== done $(date -u +%FT%TZ)"
