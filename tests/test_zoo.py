@@ -237,3 +237,30 @@ def test_eval_reproduces_the_published_top1_of_a_shipped_student():
     with torch.inference_mode(False):
         top1 = evaluate(model, loader, torch.device("cpu"))["top1"]
     assert abs(top1 - mdsnn_zoo.get_weights(name)["top1"]) <= 0.1, name
+
+
+def test_every_recipe_is_a_valid_command():
+    import shlex
+
+    from mdsnn_zoo.cli import build_parser
+
+    parser = build_parser()
+    for name in mdsnn_zoo.list_models():
+        argv = shlex.split(mdsnn_zoo.get_weights(name)["recipe"])
+        assert argv[0] == "mdsnn-zoo", name
+        args = parser.parse_args(argv[1:])
+        assert args.command in ("train", "distill"), name
+
+
+def test_readme_zoo_table_is_generated_from_the_metadata():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "recipes" / "zoo_table.py"
+    spec = importlib.util.spec_from_file_location("zoo_table", path)
+    zoo_table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(zoo_table)
+    text = zoo_table.README.read_text()
+    assert zoo_table.render(text) == text, "README.md's zoo table is stale: run python recipes/zoo_table.py"
+    for name in mdsnn_zoo.list_models(pretrained=True):
+        assert f"`{name}`" in text
