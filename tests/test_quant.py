@@ -126,7 +126,7 @@ def test_quantize_model_needs_lif_and_foldable_bn():
     with pytest.raises(MdsnnError, match="has none"):
         quantize_model(nn.Sequential(nn.Linear(3, 3), neuron.LIFNode()), 4, 4)
     odd = nn.Sequential(nn.BatchNorm2d(2), nn.Conv2d(2, 2, 1), QuantLIFNode())
-    with pytest.raises(MdsnnError, match="no convolution right before BatchNorm '0'"):
+    with pytest.raises(MdsnnError, match=r"no convolution \(or linear layer\) right before BatchNorm '0'"):
         quantize_model(odd, 4, 4)
 
 
@@ -158,3 +158,18 @@ def test_integer_forward_refuses_float_scales():
     student = quantize_model(_net(), w_bits=4, u_bits=4, pot=False)
     with pytest.raises(MdsnnError, match="power-of-two scales"):
         integer_forward(student, torch.rand(2, 1, 2, 8, 8))
+
+
+def test_fold_batchnorm_after_a_linear_layer():
+    torch.manual_seed(0)
+    lin, bn = nn.Linear(7, 5, bias=False), nn.BatchNorm1d(5)
+    with torch.no_grad():
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2)
+        bn.weight.uniform_(0.5, 1.5)
+        bn.bias.uniform_(-0.5, 0.5)
+    bn.eval()
+    x = torch.randn(9, 7)
+    expected = bn(lin(x))
+    fold_batchnorm(lin, bn)
+    torch.testing.assert_close(lin(x), expected, rtol=1e-5, atol=1e-6)
