@@ -264,3 +264,16 @@ def test_readme_zoo_table_is_generated_from_the_metadata():
     assert zoo_table.render(text) == text, "README.md's zoo table is stale: run python recipes/zoo_table.py"
     for name in mdsnn_zoo.list_models(pretrained=True):
         assert f"`{name}`" in text
+
+
+@pytest.mark.parametrize("name,x_shape,classes", [
+    ("resnet20.cifar100_t4_w2u2_md", (1, 3, 32, 32), 100),
+    ("ms_resnet18.cifar10_t4_fp", (1, 3, 32, 32), 10),
+    ("vgg16.tinyimagenet_t4_w4u4_md", (1, 3, 64, 64), 200),
+    ("vgg11.ncaltech101_t10_fp", (1, 10, 2, 48, 48), 101),  # event frames [N, T, C, H, W]
+])
+def test_entries_without_weights_build_for_their_data(name, x_shape, classes):
+    model = mdsnn_zoo.create_model(name, backend="torch").eval()
+    assert model.time_steps == mdsnn_zoo.get_weights(name)["time_steps"]
+    with torch.no_grad():
+        assert model(torch.rand(x_shape)).shape == (1, classes)
