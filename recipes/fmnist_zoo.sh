@@ -17,7 +17,8 @@ student=(--epochs "$student_epochs" --lr 0.02 --warmup-epochs 0)
 run() {  # NAME COMMAND...: train (or resume) into runs/NAME, then publish it as zoo entry NAME
   local name=$1; shift
   "$@" --out-dir "$runs/$name"
-  python recipes/export_zoo.py "$name" "$runs/$name/best.safetensors" --recipe "$* --out-dir $runs/$name"
+  python recipes/export_zoo.py "$name" "$runs/$name/best.safetensors" \
+    --recipe "$(python -c 'import shlex, sys; print(shlex.join(sys.argv[1:]))' "$@" --out-dir "$runs/$name")"
 }
 
 run "${base}_fp" mdsnn-zoo train "${common[@]}" --epochs "$teacher_epochs" --lr 0.1
