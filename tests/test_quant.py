@@ -65,15 +65,19 @@ def test_quant_layers_in_both_step_modes():
     assert all(lin.quantized_weight()[c].unique().numel() <= 4 for c in range(3))
 
 
-def test_fold_batchnorm_matches_conv_then_bn():
-    conv, bn = nn.Conv2d(3, 4, 3, bias=True), nn.BatchNorm2d(4)
+@pytest.mark.parametrize("layer,norm,x_shape", [
+    (lambda: nn.Conv2d(3, 4, 3, bias=True), lambda: nn.BatchNorm2d(4), (2, 3, 9, 9)),
+    (lambda: nn.Linear(7, 4, bias=False), lambda: nn.BatchNorm1d(4), (9, 7)),  # a spiking FC layer's BN
+])
+def test_fold_batchnorm_matches_layer_then_bn(layer, norm, x_shape):
+    conv, bn = layer(), norm()
     with torch.no_grad():
         bn.running_mean.uniform_(-1, 1)
         bn.running_var.uniform_(0.5, 2)
         bn.weight.uniform_(0.5, 1.5)
         bn.bias.uniform_(-1, 1)
     bn.eval()
-    x = torch.randn(2, 3, 9, 9)
+    x = torch.randn(x_shape)
     want = bn(conv(x))
     fold_batchnorm(conv, bn)
     torch.testing.assert_close(conv(x), want, rtol=1e-5, atol=1e-5)
@@ -158,18 +162,3 @@ def test_integer_forward_refuses_float_scales():
     student = quantize_model(_net(), w_bits=4, u_bits=4, pot=False)
     with pytest.raises(MdsnnError, match="power-of-two scales"):
         integer_forward(student, torch.rand(2, 1, 2, 8, 8))
-
-
-def test_fold_batchnorm_after_a_linear_layer():
-    torch.manual_seed(0)
-    lin, bn = nn.Linear(7, 5, bias=False), nn.BatchNorm1d(5)
-    with torch.no_grad():
-        bn.running_mean.uniform_(-1, 1)
-        bn.running_var.uniform_(0.5, 2)
-        bn.weight.uniform_(0.5, 1.5)
-        bn.bias.uniform_(-0.5, 0.5)
-    bn.eval()
-    x = torch.randn(9, 7)
-    expected = bn(lin(x))
-    fold_batchnorm(lin, bn)
-    torch.testing.assert_close(lin(x), expected, rtol=1e-5, atol=1e-6)
