@@ -30,18 +30,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def load_model(ref: str):
     """(model, dataset, its teacher's reference or None) for a zoo name or a checkpoint path."""
     from mdsnn_zoo.train import model_from_checkpoint
-    from mdsnn_zoo.zoo.registry import ENTRIES, create_model
+    from mdsnn_zoo.zoo.registry import create_model, get_entry
 
-    if ref in ENTRIES:
-        e = ENTRIES[ref]
-        return create_model(ref, pretrained=True), e.dataset, e.teacher
     if ref.endswith(".safetensors") or Path(ref).exists():
         model, cfg = model_from_checkpoint(ref)
         return model, cfg.dataset, cfg.teacher if cfg.method == "md" else None
-    from mdsnn_zoo.zoo.registry import get_entry
-
-    get_entry(ref)  # raises: unknown name, with the closest ones
-    raise AssertionError("unreachable")
+    e = get_entry(ref)  # an unknown name raises, listing the closest ones
+    return create_model(ref, pretrained=True), e.dataset, e.teacher
 
 
 def run(args: argparse.Namespace) -> int:

@@ -72,12 +72,10 @@ def read_packed(path: str | os.PathLike, sha256: str | None) -> tuple[dict[str, 
     if sha256 is not None and digest != sha256:
         raise CorruptFileError(f"{path}: sha256 {digest[:16]}... does not match the zoo's {sha256[:16]}...; "
                                "the file is corrupt or not this model's weights. Delete it and fetch it again.")
-    try:
+    try:  # tensors and header both from the bytes that were hashed, never from the path again
         tensors = st_load(data)
-        from safetensors import safe_open  # the header, without loading the tensors twice
-
-        with safe_open(path, "pt") as f:
-            header = json.loads((f.metadata() or {})["mdsnn_zoo"])
+        header_len = int.from_bytes(data[:8], "little")
+        header = json.loads(json.loads(data[8:8 + header_len])["__metadata__"]["mdsnn_zoo"])
         if header.get("format") != FORMAT:
             raise ValueError(f"format {header.get('format')!r}")
     except Exception as exc:  # noqa: BLE001 - any parse failure means the same thing to the user

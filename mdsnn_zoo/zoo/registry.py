@@ -195,8 +195,8 @@ def _download(url: str, dest: Path, name: str) -> Path:
     return dest
 
 
-def build_entry_model(e: ZooEntry, num_classes: int | None = None, **kwargs) -> nn.Module:
-    """The untrained network of entry ``e`` (quantized for a student), ``num_classes`` outputs."""
+def build_entry_model(e: ZooEntry, **kwargs) -> nn.Module:
+    """The untrained network of entry ``e`` (quantized for a student); ``kwargs`` go to the architecture."""
     from mdsnn_zoo.data import dataset_info
     from mdsnn_zoo.models import build_model
     from mdsnn_zoo.quant import quantize_model
@@ -208,8 +208,6 @@ def build_entry_model(e: ZooEntry, num_classes: int | None = None, **kwargs) -> 
     model = build_model(e.arch, **args)
     if e.method != "fp":
         model = quantize_model(model, e.w_bits, e.u_bits, first_last_bits=e.first_last_bits)
-    if num_classes is not None and num_classes != args["num_classes"]:
-        replace_head(model, num_classes)
     return model
 
 
