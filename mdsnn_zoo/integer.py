@@ -3,10 +3,11 @@
 After the input layer (a float current into the first LIF neuron) everything is int64: spikes are
 0/1, a quantized layer accumulates its integer weight codes over the incoming spikes, the current
 reaches the next neuron in fixed point with F fractional bits (a per-channel shift, no multiplier,
-plus the integer bias B), and the neuron charges, rounds, fires and resets on its integer grid with
-a shift for the leak ``tau = 2^k``. For every weight scale ``s_c = 2^e_c`` and step ``Δ = 2^e``:
+plus the integer bias B in units of Δ / 2^f, f = ``bias_frac_bits``), and the neuron charges, rounds,
+fires and resets on its integer grid with a shift for the leak ``tau = 2^k``. For every weight scale
+``s_c = 2^e_c`` and step ``Δ = 2^e`` (F >= f):
 
-    X_F   = acc_c << (e_c - e + F)  +  B << F                 (= x / Δ · 2^F exactly)
+    X_F   = acc_c << (e_c - e + F)  +  B << (F - f)           (= x / Δ · 2^F exactly)
     H     = v 2^(F+k) + X_F - (v - r) 2^F                      (decay_input; = h 2^(F+k))
     H     = v 2^(F+k) - (v - r) 2^F + X_F 2^k                  (no decay_input)
     q     = clamp((H + 2^(F+k-1)) >> (F+k), qmin, qmax)        (= floor(h + 1/2): ties up)
@@ -72,9 +73,10 @@ def _int_maxpool(x: torch.Tensor, pool: nn.MaxPool2d) -> torch.Tensor:
     return out
 
 
-def _integer_lif(node: QuantLIFNode, acc: torch.Tensor, e_w: torch.Tensor, bias: torch.Tensor,
+def _integer_lif(node: QuantLIFNode, acc: torch.Tensor, e_w: torch.Tensor, bias: tuple[torch.Tensor, int],
                  channel_dim: int) -> torch.Tensor:
-    """Spikes ``[T, N, ...]`` int64 of ``node`` driven by integer accumulators ``acc [T, N, ...]``."""
+    """Spikes ``[T, N, ...]`` int64 of ``node`` driven by integer accumulators ``acc [T, N, ...]``;
+    ``bias`` = (codes ``[C]``, fraction bits f): the bias is ``codes · Δ / 2^f``."""
     p = node.params
     if p.u_bits is None:
         raise MdsnnError("integer_forward needs every LIF layer after the input layer quantized")
@@ -88,8 +90,9 @@ def _integer_lif(node: QuantLIFNode, acc: torch.Tensor, e_w: torch.Tensor, bias:
     shape = [1] * acc.ndim
     shape[channel_dim] = -1
     shift = (e_w - e).view(shape)
-    frac = max(0, int(-shift.min()))
-    x_fixed = torch.bitwise_left_shift(acc, shift + frac) + (bias.view(shape) << frac)
+    bias_codes, bias_frac = bias
+    frac = max(0, int(-shift.min()), bias_frac)
+    x_fixed = torch.bitwise_left_shift(acc, shift + frac) + (bias_codes.view(shape) << (frac - bias_frac))
     # the initial state (v_reset, or 0 for the soft reset) snapped to the grid as the kernels do
     v0 = torch.floor((torch.tensor(p.reset_value, dtype=torch.float32) - p.v_threshold) / delta + 0.5)
     v = torch.full(acc.shape[1:], int(v0), dtype=torch.int64)
@@ -131,10 +134,9 @@ def integer_forward(student: nn.Sequential, x_seq: torch.Tensor) -> list[torch.T
                 raise MdsnnError("two quantized layers without a LIF neuron between them")
             codes = module.weight_quant.codes(module.weight)
             e_w = _exponent(module.weight_quant.step(module.weight))
-            node = module.grid_node
-            bias = torch.zeros(codes.shape[0], dtype=torch.int64)
-            if module.bias is not None and node is not None:
-                bias = torch.round(module.bias.detach() / node.step_in_use().detach()).to(torch.int64)
+            bias = module.bias_codes()
+            bias = (torch.zeros(codes.shape[0], dtype=torch.int64), 0) if bias is None \
+                else (bias, module.bias_frac_bits)
             T, N = cur.shape[:2]
             flat = cur.flatten(0, 1)
             if isinstance(module, QuantConv2d):

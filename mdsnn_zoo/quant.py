@@ -14,10 +14,15 @@ Batch norm is folded into the convolution before it: ``W' = W γ/σ``, ``b' = β
 float batch norm left.
 
 Where the scales meet (the integer scheme). A quantized layer feeding a quantized LIF neuron gets its
-bias on that neuron's membrane grid, ``b = B Δ`` (B integer). With ``pot=True`` every weight scale
+bias on a grid ``2^f`` times finer than that neuron's membrane step, ``b = B Δ / 2^f`` (B integer,
+``f = bias_frac_bits``, default 4): the input current is accumulated with f fraction bits before the
+membrane is rounded to its grid. With ``f = 0`` (the first zoo students) the bias sits on the membrane
+grid itself, which at 2 bits (Δ = V_th/2) rounds every bias to a multiple of V_th/2; under the membrane
+loss with a fixed Δ the biases then gathered at the rounding boundaries and flipped by whole steps
+(recipes/RESULTS.md). With ``pot=True`` every weight scale
 ``s_c`` and every membrane step Δ is a power of two (learned in value, rounded in the exponent with a
 straight-through gradient), so the input current in grid units is
-``X/Δ = 2^(e_c - e_Δ) Σ q w_spike + B``: an integer accumulation of the codes over the incoming
+``X/Δ = 2^(e_c - e_Δ) Σ q w_spike + B / 2^f``: an integer accumulation of the codes over the incoming
 spikes, a shift and an integer bias, no multiplier. The threshold θ and the reset level r are
 integers on the grid, and the leak with ``tau = 2^k`` is a shift. :func:`integer_forward` runs a
 student that way in int64 and gives the same spikes as the float fake-quant forward, bit for bit.
@@ -39,6 +44,8 @@ from torch import nn
 from mdsnn_zoo._ste import grad_scale, pow2_ste, round_ste
 from mdsnn_zoo.errors import MdsnnError
 from mdsnn_zoo.neuron import QuantLIFNode
+
+DEFAULT_BIAS_FRAC_BITS = 4  # a bias has 4 more fraction bits than the membrane it charges
 
 
 def check_bits(name: str, bits: object, allow_none: bool = False) -> None:
@@ -103,9 +110,13 @@ class _QuantLayerMixin:
     bias: nn.Parameter | None
     weight_quant: WeightQuantizer
 
-    def link_bias_grid(self, node: QuantLIFNode | None) -> None:
-        """Put the bias on ``node``'s membrane grid (``b = round(b / Δ) Δ``); None: float bias."""
+    bias_frac_bits: int = 0
+
+    def link_bias_grid(self, node: QuantLIFNode | None, frac_bits: int = 0) -> None:
+        """Put the bias on ``node``'s membrane grid refined ``2^frac_bits`` times
+        (``b = round(b 2^f / Δ) Δ / 2^f``); None: float bias."""
         self.__dict__["_grid_node"] = node  # a reference, not a submodule
+        self.bias_frac_bits = frac_bits
 
     @property
     def grid_node(self) -> QuantLIFNode | None:
@@ -128,8 +139,17 @@ class _QuantLayerMixin:
         node = self.grid_node
         if self.bias is None or node is None or node.delta is None:
             return self.bias
-        d = node.step_in_use()
+        d = node.step_in_use() / 2**self.bias_frac_bits
         return round_ste(self.bias / d) * d
+
+    def bias_codes(self) -> torch.Tensor | None:
+        """The integer bias B (int64, ``[C_out]``) in units of ``Δ / 2^bias_frac_bits``; None when the
+        bias is not on a membrane grid."""
+        node = self.grid_node
+        if self.bias is None or node is None or node.delta is None:
+            return None
+        d = node.step_in_use().detach() / 2**self.bias_frac_bits
+        return torch.round(self.bias.detach() / d).to(torch.int64)
 
 
 class QuantConv2d(_QuantLayerMixin, layer.Conv2d):
@@ -224,7 +244,8 @@ def _set_module(model: nn.Module, name: str, new: nn.Module) -> None:
 
 
 def quantize_model(model: nn.Module, w_bits: int, u_bits: int | None, bn: str = "fold",
-                   first_last_bits: int | None = 8, pot: bool = False) -> nn.Module:
+                   first_last_bits: int | None = 8, pot: bool = False,
+                   bias_frac_bits: int = DEFAULT_BIAS_FRAC_BITS) -> nn.Module:
     """A low-bit student built from the float SNN ``model`` (which is left unchanged).
 
     Convolutions and linear layers become :class:`QuantConv2d`/:class:`QuantLinear` with ``w_bits``
@@ -232,9 +253,13 @@ def quantize_model(model: nn.Module, w_bits: int, u_bits: int | None, bn: str = 
     into the convolution before them (``bn='fold'``) or kept in float (``bn='keep'``), and every
     :class:`QuantLIFNode` gets ``u_bits`` (None keeps a float membrane). Module names of the LIF
     layers do not change, so teacher and student line up for distillation. ``pot=True`` makes every
-    scale a power of two (integer-only inference, see the module docstring).
+    scale a power of two (integer-only inference, see the module docstring). A layer's bias is
+    quantized to the next neuron's membrane step divided by ``2^bias_frac_bits`` (0 to 16).
     """
     check_bits("w_bits", w_bits)
+    if isinstance(bias_frac_bits, bool) or not isinstance(bias_frac_bits, int) or not 0 <= bias_frac_bits <= 16:
+        raise MdsnnError(f"bias_frac_bits must be an int from 0 to 16 (the bias grid is the membrane step / "
+                         f"2^bias_frac_bits), got {bias_frac_bits!r}")
     check_bits("u_bits", u_bits, allow_none=True)
     check_bits("first_last_bits", first_last_bits, allow_none=True)
     if bn not in ("fold", "keep"):
@@ -258,20 +283,20 @@ def quantize_model(model: nn.Module, w_bits: int, u_bits: int | None, bn: str = 
         if isinstance(node, QuantLIFNode):
             node.set_u_bits(u_bits)
             node.pot_delta = pot
-    _link_bias_grids(student)
+    _link_bias_grids(student, bias_frac_bits)
     student.train(model.training)
     return student
 
 
-def _link_bias_grids(model: nn.Module) -> None:
-    """Each quantized layer puts its bias on the grid of the next LIF neuron in module order."""
+def _link_bias_grids(model: nn.Module, frac_bits: int) -> None:
+    """Each quantized layer puts its bias on the (refined) grid of the next LIF neuron in module order."""
     pending: list[_QuantLayerMixin] = []
     for module in model.modules():
         if isinstance(module, (QuantConv2d, QuantLinear)):
             pending.append(module)
         elif isinstance(module, QuantLIFNode):
             for q in pending:
-                q.link_bias_grid(module if module.u_bits is not None else None)
+                q.link_bias_grid(module if module.u_bits is not None else None, frac_bits)
             pending = []
 
 

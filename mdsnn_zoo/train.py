@@ -37,7 +37,7 @@ from mdsnn_zoo.data._base import TensorImageDataset
 from mdsnn_zoo.distill import MDLoss, MembraneRecorder, MembraneTargets
 from mdsnn_zoo.errors import MdsnnError
 from mdsnn_zoo.models import build_model
-from mdsnn_zoo.quant import quantize_model
+from mdsnn_zoo.quant import DEFAULT_BIAS_FRAC_BITS, quantize_model
 
 METHODS = ("fp", "qat", "md", "finetune")
 
@@ -56,6 +56,7 @@ class TrainConfig:
     u_bits: int | None = None  # qat/md: membrane bits
     first_last_bits: int | None = 8
     pot: bool = False
+    bias_frac_bits: int = DEFAULT_BIAS_FRAC_BITS  # qat/md: a bias is a multiple of Δ / 2^this
     learn_step: bool = True  # qat/md: train the membrane step Δ (False: keep it at V_th / 2^(b-1))
     teacher: str | None = None  # md: checkpoint of the float teacher (also the student's start)
     init: str | None = None  # qat/finetune: checkpoint to start from
@@ -194,9 +195,15 @@ def model_from_checkpoint(path: str | os.PathLike) -> tuple[nn.Module, TrainConf
     cfg = config_from_dict(saved)
     model = make_model(cfg)
     if cfg.w_bits is not None:
-        model = quantize_model(model, cfg.w_bits, cfg.u_bits, first_last_bits=cfg.first_last_bits, pot=cfg.pot)
+        model = quantize_as(model, cfg)
     load_weights(model, str(path))
     return model.eval(), cfg
+
+
+def quantize_as(model: nn.Module, cfg: TrainConfig, w_bits: int | None = None) -> nn.Module:
+    """``model`` quantized the way ``cfg`` says (its bits, first/last bits, pot, bias grid)."""
+    return quantize_model(model, w_bits or cfg.w_bits, cfg.u_bits, first_last_bits=cfg.first_last_bits,
+                          pot=cfg.pot, bias_frac_bits=cfg.bias_frac_bits)
 
 
 def build_student_and_teacher(cfg: TrainConfig) -> tuple[nn.Module, nn.Module | None]:
@@ -212,20 +219,18 @@ def build_student_and_teacher(cfg: TrainConfig) -> tuple[nn.Module, nn.Module | 
             raise MdsnnError("method 'md' needs a teacher checkpoint (--teacher PATH)")
         load_weights(model, cfg.teacher)
         teacher = model
-        model = quantize_model(teacher, cfg.w_bits or 8, cfg.u_bits, first_last_bits=cfg.first_last_bits,
-                               pot=cfg.pot)
+        model = quantize_as(teacher, cfg, w_bits=cfg.w_bits or 8)
         teacher.eval().requires_grad_(False)
     elif cfg.method in ("qat", "finetune"):
         if cfg.init:
             _, header = ckpt.read_checkpoint(cfg.init)
             saved = header.get("info", {}).get("config", {})
             if saved.get("w_bits") is not None:  # a quantized checkpoint: same student, then its weights
-                model = quantize_model(model, saved["w_bits"], saved.get("u_bits"),
-                                       first_last_bits=saved.get("first_last_bits", 8), pot=saved.get("pot", False))
+                model = quantize_as(model, config_from_dict(saved))
             load_weights(model, cfg.init)
         quantized = any(hasattr(m, "weight_quant") for m in model.modules())
         if cfg.w_bits is not None and not quantized:
-            model = quantize_model(model, cfg.w_bits, cfg.u_bits, first_last_bits=cfg.first_last_bits, pot=cfg.pot)
+            model = quantize_as(model, cfg)
     return model, teacher
 
 
@@ -388,6 +393,7 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
     aug_gen = torch.Generator().manual_seed(cfg.seed * 7919 + ddp.rank)
     step, best = 0, -1.0
     if cfg.resume and last_path.exists():
+        _check_same_network(cfg, last_path)
         info, extra = ckpt.restore(last_path, model, optimizer, scheduler)
         step, best = info["step"], info.get("best_val_top1", -1.0)
         aug_gen.set_state(extra[f"aug_rng_{ddp.rank}"] if f"aug_rng_{ddp.rank}" in extra else extra["aug_rng_0"])
@@ -483,6 +489,25 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
     return result
 
 
+_NETWORK_FIELDS = ("arch", "arch_kwargs", "time_steps", "w_bits")
+_QUANT_FIELDS = ("u_bits", "first_last_bits", "pot", "bias_frac_bits")  # compared for students only
+
+
+def _check_same_network(cfg: TrainConfig, path: Path) -> None:
+    """Refuse to resume ``path`` as a different network (the weights would load into other arithmetic)."""
+    _, header = ckpt.read_checkpoint(path)
+    saved = header.get("info", {}).get("config")
+    if saved is None:
+        return
+    before = config_from_dict(saved)
+    for name in _NETWORK_FIELDS + (_QUANT_FIELDS if cfg.w_bits is not None else ()):
+        old, new = getattr(before, name), getattr(cfg, name)
+        if old != new:
+            flag = "--" + name.replace("_", "-")
+            raise MdsnnError(f"{path} was trained with {name}={old!r}, this run asks for {new!r}: pass {flag} "
+                             f"{json.dumps(old) if name == 'arch_kwargs' else old} to resume it, or a new --out-dir")
+
+
 def _progress(cfg: TrainConfig, ddp: _Dist, total: int, initial: int, epoch: int):
     if not (cfg.progress and ddp.main):
         return None
@@ -536,5 +561,8 @@ class _RunLog:
 
 
 def config_from_dict(d: dict) -> TrainConfig:
+    """A stored config; one saved before ``bias_frac_bits`` existed had its biases on the membrane grid (0)."""
     names = {f.name for f in dataclasses.fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in d.items() if k in names})
+    known = {k: v for k, v in d.items() if k in names}
+    known.setdefault("bias_frac_bits", 0)
+    return TrainConfig(**known)

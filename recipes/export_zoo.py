@@ -46,7 +46,7 @@ def main() -> None:
     cfg = config_from_dict(info["config"])
     check_fits(entry, cfg)
 
-    model = registry.build_entry_model(entry)
+    model = registry.build_entry_model(entry, bias_frac_bits=cfg.bias_frac_bits)
     model.load_state_dict(ckpt.model_state(tensors))
     out = registry.HERE / "weights" / f"{entry.name}.safetensors"
     out.parent.mkdir(exist_ok=True)
@@ -57,6 +57,8 @@ def main() -> None:
                             "val_top1": info.get("best_val_top1"), "recipe": args.recipe,
                             "trained_on": "CPU (2 threads), bfloat16 autocast",
                             "date": datetime.date.today().isoformat()}
+    if cfg.w_bits is not None:
+        manifest[entry.name]["bias_frac_bits"] = cfg.bias_frac_bits
     registry.MANIFEST.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     registry._manifest.cache_clear()
 

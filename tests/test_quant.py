@@ -118,6 +118,9 @@ def test_folded_8_bit_layer_tracks_conv_and_batchnorm():
     (dict(w_bits=4, u_bits=0), "u_bits must be an int from 2 to 8, or None"),
     (dict(w_bits=4, u_bits=4, first_last_bits=12), "first_last_bits must be"),
     (dict(w_bits=4, u_bits=4, bn="merge"), "bn must be 'fold'"),
+    (dict(w_bits=4, u_bits=4, bias_frac_bits=-1), "bias_frac_bits must be an int from 0 to 16"),
+    (dict(w_bits=4, u_bits=4, bias_frac_bits=17), "bias_frac_bits must be an int from 0 to 16"),
+    (dict(w_bits=4, u_bits=4, bias_frac_bits=2.0), "bias_frac_bits must be an int from 0 to 16"),
 ])
 def test_quantize_model_bad_arguments(kwargs, match):
     with pytest.raises(MdsnnError, match=match):
@@ -134,10 +137,32 @@ def test_quantize_model_needs_lif_and_foldable_bn():
         quantize_model(odd, 4, 4)
 
 
+@pytest.mark.parametrize("frac_bits", [0, 3, 4])
+def test_bias_sits_on_a_refined_membrane_grid(frac_bits):
+    student = quantize_model(_net(), w_bits=2, u_bits=2, bias_frac_bits=frac_bits)
+    layers = [m for m in student.modules() if isinstance(m, (QuantConv2d, QuantLinear))]
+    linked = [m for m in layers if m.grid_node is not None]
+    assert len(linked) == 3 and layers[-1].grid_node is None  # the head's bias feeds no neuron
+    for m in linked:
+        unit = m.grid_node.step_in_use().detach() / 2**frac_bits
+        b = m.quantized_bias().detach()
+        codes = m.bias_codes()
+        torch.testing.assert_close(b, codes.to(b.dtype) * unit)
+        assert (b - m.bias.detach()).abs().max() <= unit / 2 + 1e-6  # the nearest level
+    assert layers[-1].bias_codes() is None
+    if frac_bits == 0:  # on the membrane grid itself: multiples of the 2-bit step V_th / 2
+        assert all(torch.equal(m.quantized_bias().detach() % 0.5, torch.zeros_like(m.bias)) for m in linked)
+    fine, coarse = (quantize_model(_net(), w_bits=2, u_bits=2, bias_frac_bits=f) for f in (4, 0))
+    err = [sum(float((m.quantized_bias() - m.bias).abs().sum()) for m in net.modules() if getattr(m, "grid_node", None))
+           for net in (fine, coarse)]
+    assert err[0] < err[1] / 4
+
+
 @pytest.mark.parametrize("bits", [2, 4, 8])
-@pytest.mark.parametrize("tau,v_reset,decay", [(2.0, 0.0, True), (2.0, None, True), (4.0, 0.0, False)])
-def test_integer_only_forward_equals_fake_quant_spikes(bits, tau, v_reset, decay):
-    student = quantize_model(_net(tau, v_reset, decay), w_bits=bits, u_bits=bits, pot=True)
+@pytest.mark.parametrize("tau,v_reset,decay,frac_bits", [(2.0, 0.0, True, 4), (2.0, None, True, 0),
+                                                         (4.0, 0.0, False, 2)])
+def test_integer_only_forward_equals_fake_quant_spikes(bits, tau, v_reset, decay, frac_bits):
+    student = quantize_model(_net(tau, v_reset, decay), w_bits=bits, u_bits=bits, pot=True, bias_frac_bits=frac_bits)
     student.eval()
     with torch.no_grad():  # learned-looking steps: powers of two after rounding
         for m in student.modules():

@@ -3,6 +3,7 @@ and verified; MD distillation runs; two processes train together through torchru
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -15,8 +16,8 @@ import torch
 
 from mdsnn_zoo import checkpoint as ckpt
 from mdsnn_zoo.data.idx import write_idx
-from mdsnn_zoo.errors import CorruptFileError
-from mdsnn_zoo.train import TrainConfig, augment_batch, train
+from mdsnn_zoo.errors import CorruptFileError, MdsnnError
+from mdsnn_zoo.train import TrainConfig, augment_batch, config_from_dict, train
 
 TINY = {"width": 4, "backend": "torch"}
 
@@ -83,6 +84,12 @@ def test_checkpoint_write_is_atomic_and_corruption_is_refused(tmp_path, monkeypa
         ckpt.read_checkpoint(path)
 
 
+def test_configs_saved_before_bias_frac_bits_meant_biases_on_the_membrane_grid():
+    assert TrainConfig().bias_frac_bits == 4
+    assert config_from_dict({"method": "md", "w_bits": 2, "u_bits": 2}).bias_frac_bits == 0
+    assert config_from_dict(dataclasses.asdict(TrainConfig(bias_frac_bits=3))).bias_frac_bits == 3
+
+
 def test_augmentation_is_seeded_and_keeps_shapes():
     x = torch.randn(16, 1, 28, 28)
     a = augment_batch(x, torch.Generator().manual_seed(5))
@@ -107,6 +114,16 @@ def test_qat_md_eval_and_plot_from_a_teacher(data_root, tmp_path, capsys):
     qat_w = _weights(tmp_path / "qat" / "last.safetensors")
     assert all(v.item() == 0.5 for k, v in student.items() if k.endswith("delta"))
     assert any(v.item() != 0.5 for k, v in qat_w.items() if k.endswith("delta"))
+    # the student's biases are quantized as it was trained (a refined grid), after a reload too; resuming
+    # it as another network is refused
+    from mdsnn_zoo.train import model_from_checkpoint
+
+    reloaded, cfg = model_from_checkpoint(tmp_path / "md" / "last.safetensors")
+    assert cfg.bias_frac_bits == 4
+    assert {m.bias_frac_bits for m in reloaded.modules() if getattr(m, "grid_node", None) is not None} == {4}
+    with pytest.raises(MdsnnError, match="bias_frac_bits=4, this run asks for 0: pass --bias-frac-bits 4"):
+        train(_cfg(data_root, tmp_path / "md", method="md", teacher=str(teacher), w_bits=2, u_bits=2,
+                   max_steps=8, learn_step=False, bias_frac_bits=0, resume=True), log=lambda *_: None)
 
     # eval: the student's top-1 on a split and its membrane MSE to the teacher it was distilled from
     from mdsnn_zoo.cli import main

@@ -63,6 +63,12 @@ def test_names_patterns_and_metadata():
     if not meta["pretrained"]:
         assert meta["top1"] is None and meta["file"] is None
     assert meta["num_params"] == sum(p.numel() for p in mdsnn_zoo.create_model(meta["name"]).parameters())
+    # a student is built with the bias grid its weights were trained with (the first ones: the membrane grid)
+    assert meta["bias_frac_bits"] == 4 and mdsnn_zoo.get_weights("vgg9.fmnist_t4_fp")["bias_frac_bits"] is None
+    legacy = mdsnn_zoo.get_weights("small_cnn.fmnist_t4_w2u2_md")
+    assert legacy["bias_frac_bits"] == 0
+    model = registry.build_entry_model(registry.get_entry(legacy["name"]))
+    assert {m.bias_frac_bits for m in model.modules() if getattr(m, "grid_node", None) is not None} == {0}
 
 
 def test_unknown_names_and_missing_weights_say_what_to_do():

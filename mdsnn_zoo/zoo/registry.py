@@ -34,7 +34,7 @@ DATASET_TAGS = {"fmnist": "fashion-mnist", "cifar10": "cifar10", "cifar100": "ci
 _FAMILIES: list[tuple[str, str, int, dict, int, int]] = [
     ("small_cnn", "fmnist", 4, {}, 5, 3),
     ("vgg9", "fmnist", 4, {"width": 0.5}, 8, 2),
-    ("resnet20", "fmnist", 4, {}, 40, 10),
+    ("resnet20", "fmnist", 4, {}, 12, 3),
     *[(a, d, 4, {}, 200, 60) for d in ("cifar10", "cifar100")
       for a in ("vgg9", "vgg11", "vgg16", "resnet19", "resnet20", "ms_resnet18")],
     *[(a, "tinyimagenet", 4, {}, 100, 30) for a in ("vgg16", "resnet19", "ms_resnet18")],
@@ -121,7 +121,7 @@ def _local_file(name: str, record: dict) -> Path | None:
 def get_weights(name: str) -> dict[str, Any]:
     """Metadata of ``name``: what it is, how it was trained and, where weights exist, what they score.
 
-    Keys: name, arch, arch_kwargs, dataset, time_steps, w_bits, u_bits, first_last_bits, method,
+    Keys: name, arch, arch_kwargs, dataset, time_steps, w_bits, u_bits, first_last_bits, bias_frac_bits, method,
     teacher, recipe, pretrained (bool), top1 (% on the test split, None without weights), num_params,
     file_bytes, sha256, url and file (the local path of the weights, None until present).
     """
@@ -130,7 +130,8 @@ def get_weights(name: str) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "name": e.name, "arch": e.arch, "arch_kwargs": dict(e.arch_kwargs), "dataset": e.dataset,
         "time_steps": e.time_steps, "w_bits": e.w_bits, "u_bits": e.u_bits,
-        "first_last_bits": None if e.method == "fp" else e.first_last_bits, "method": e.method,
+        "first_last_bits": None if e.method == "fp" else e.first_last_bits,
+        "bias_frac_bits": None if e.method == "fp" else _bias_frac_bits(e), "method": e.method,
         "teacher": e.teacher, "recipe": record.get("recipe", e.recipe), "pretrained": bool(record),
         "top1": record.get("top1"), "num_params": record.get("num_params") or _num_params(name),
         "file_bytes": record.get("file_bytes"), "sha256": record.get("sha256"), "url": record.get("url"),
@@ -195,8 +196,9 @@ def _download(url: str, dest: Path, name: str) -> Path:
     return dest
 
 
-def build_entry_model(e: ZooEntry, **kwargs) -> nn.Module:
-    """The untrained network of entry ``e`` (quantized for a student); ``kwargs`` go to the architecture."""
+def build_entry_model(e: ZooEntry, bias_frac_bits: int | None = None, **kwargs) -> nn.Module:
+    """The untrained network of entry ``e`` (quantized for a student; ``bias_frac_bits`` None: as its
+    weights were trained); ``kwargs`` go to the architecture."""
     from mdsnn_zoo.data import dataset_info
     from mdsnn_zoo.models import build_model
     from mdsnn_zoo.quant import quantize_model
@@ -207,8 +209,17 @@ def build_entry_model(e: ZooEntry, **kwargs) -> nn.Module:
     args.update(kwargs)
     model = build_model(e.arch, **args)
     if e.method != "fp":
-        model = quantize_model(model, e.w_bits, e.u_bits, first_last_bits=e.first_last_bits)
+        model = quantize_model(model, e.w_bits, e.u_bits, first_last_bits=e.first_last_bits,
+                               bias_frac_bits=_bias_frac_bits(e) if bias_frac_bits is None else bias_frac_bits)
     return model
+
+
+def _bias_frac_bits(e: ZooEntry) -> int:
+    """How finely a student's biases are quantized: as its shipped weights were trained (the first
+    students had theirs on the membrane grid, 0), else the current default."""
+    from mdsnn_zoo.quant import DEFAULT_BIAS_FRAC_BITS
+
+    return _manifest().get(e.name, {}).get("bias_frac_bits", DEFAULT_BIAS_FRAC_BITS)
 
 
 def replace_head(model: nn.Module, num_classes: int) -> None:
