@@ -5,23 +5,38 @@
 # script can be rerun after an interruption; a finished step returns at once.
 #   recipes/fmnist_zoo.sh ARCH ARCH_KWARGS_JSON TEACHER_EPOCHS STUDENT_EPOCHS
 #   recipes/fmnist_zoo.sh vgg9 '{"width":0.5}' 8 2
+# Environment: VARIANTS (default "fp w2u2_qat w2u2_md w4u4_md": the entries to train and publish; the
+# teacher is trained, or found finished, in any case), TEACHER_RUN (the teacher's run folder under
+# RUNS, default ARCH.fmnist_t4_fp), RUNS (default runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 arch=$1 kwargs=$2 teacher_epochs=$3 student_epochs=$4
 runs=${RUNS:-runs}
+variants=" ${VARIANTS:-fp w2u2_qat w2u2_md w4u4_md} "
 base="$arch.fmnist_t4"
-teacher="$runs/${base}_fp/best.safetensors"
+teacher_run=${TEACHER_RUN:-${base}_fp}
+teacher="$runs/$teacher_run/best.safetensors"
 common=(--arch "$arch" --arch-kwargs "$kwargs" --checkpoint-every 200 --resume --no-progress)
 student=(--epochs "$student_epochs" --lr 0.02 --warmup-epochs 0)
 
-run() {  # NAME COMMAND...: train (or resume) into runs/NAME, then publish it as zoo entry NAME
-  local name=$1; shift
-  "$@" --out-dir "$runs/$name"
-  python recipes/export_zoo.py "$name" "$runs/$name/best.safetensors" \
-    --recipe "$(python -c 'import shlex, sys; print(shlex.join(sys.argv[1:]))' "$@" --out-dir "$runs/$name")"
+run() {  # VARIANT RUN_DIR COMMAND...: train (or resume) into RUN_DIR, then publish it as zoo entry base_VARIANT
+  local variant=$1 dir=$2; shift 2
+  "$@" --out-dir "$dir"
+  python recipes/export_zoo.py "${base}_$variant" "$dir/best.safetensors" \
+    --recipe "$(python -c 'import shlex, sys; print(shlex.join(sys.argv[1:]))' "$@" --out-dir "$dir")"
 }
 
-run "${base}_fp" mdsnn-zoo train "${common[@]}" --epochs "$teacher_epochs" --lr 0.1
-run "${base}_w2u2_qat" mdsnn-zoo train --init "$teacher" --w-bits 2 --u-bits 2 "${common[@]}" "${student[@]}"
-run "${base}_w2u2_md" mdsnn-zoo distill --teacher "$teacher" --w-bits 2 --u-bits 2 "${common[@]}" "${student[@]}"
-run "${base}_w4u4_md" mdsnn-zoo distill --teacher "$teacher" --w-bits 4 --u-bits 4 "${common[@]}" "${student[@]}"
+if [[ $variants == *" fp "* ]]; then
+  run fp "$runs/$teacher_run" mdsnn-zoo train "${common[@]}" --epochs "$teacher_epochs" --lr 0.1
+else
+  mdsnn-zoo train "${common[@]}" --epochs "$teacher_epochs" --lr 0.1 --out-dir "$runs/$teacher_run"
+fi
+for v in w2u2_qat w2u2_md w4u4_md; do
+  [[ $variants == *" $v "* ]] || continue
+  case $v in
+    w2u2_qat) cmd=(mdsnn-zoo train --init "$teacher" --w-bits 2 --u-bits 2) ;;
+    w2u2_md) cmd=(mdsnn-zoo distill --teacher "$teacher" --w-bits 2 --u-bits 2) ;;
+    w4u4_md) cmd=(mdsnn-zoo distill --teacher "$teacher" --w-bits 4 --u-bits 4) ;;
+  esac
+  run "$v" "$runs/${base}_$v" "${cmd[@]}" "${common[@]}" "${student[@]}"
+done
