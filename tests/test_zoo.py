@@ -65,10 +65,22 @@ def test_names_patterns_and_metadata():
     assert meta["num_params"] == sum(p.numel() for p in mdsnn_zoo.create_model(meta["name"]).parameters())
     # a student is built with the bias grid its weights were trained with (the first ones: the membrane grid)
     assert meta["bias_frac_bits"] == 4 and mdsnn_zoo.get_weights("vgg9.fmnist_t4_fp")["bias_frac_bits"] is None
-    legacy = mdsnn_zoo.get_weights("small_cnn.fmnist_t4_w2u2_md")
-    assert legacy["bias_frac_bits"] == 0
-    model = registry.build_entry_model(registry.get_entry(legacy["name"]))
-    assert {m.bias_frac_bits for m in model.modules() if getattr(m, "grid_node", None) is not None} == {0}
+    manifest = json.loads(registry.MANIFEST.read_text())
+    for name, record in manifest.items():
+        if not name.endswith("_fp"):
+            assert record["bias_frac_bits"] in (0, 4) and mdsnn_zoo.get_weights(name)["bias_frac_bits"] == \
+                record["bias_frac_bits"], name
+
+
+@pytest.mark.parametrize("recorded", [0, 4, None])
+def test_students_are_built_with_the_bias_grid_of_their_weights(monkeypatch, recorded):
+    name = "resnet20.cifar10_t4_w2u2_md"
+    record = {} if recorded is None else {name: {"file": "x.safetensors", "bias_frac_bits": recorded}}
+    monkeypatch.setattr(registry, "_manifest", lambda: record)
+    model = registry.build_entry_model(registry.get_entry(name))
+    want = 4 if recorded is None else recorded  # no weights yet: the current default
+    assert {m.bias_frac_bits for m in model.modules() if getattr(m, "grid_node", None) is not None} == {want}
+    assert mdsnn_zoo.get_weights(name)["bias_frac_bits"] == want
 
 
 def test_unknown_names_and_missing_weights_say_what_to_do():
