@@ -70,6 +70,7 @@ class TrainConfig:
     weight_decay: float = 5e-4
     warmup_epochs: float = 0.5
     label_smoothing: float = 0.0
+    grad_clip: float | None = None  # clip the gradient's global norm to this before each step
     augment: bool = True
     val_size: int = 5000  # held out from the training split, for choosing checkpoints
     train_subset: int | None = None  # use only this many training samples (quick runs)
@@ -453,6 +454,8 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
                     parts = {"ce": loss.detach()}
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
             scheduler.step()
             step += 1

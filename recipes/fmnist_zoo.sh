@@ -7,7 +7,8 @@
 #   recipes/fmnist_zoo.sh vgg9 '{"width":0.5}' 8 2
 # Environment: VARIANTS (default "fp w2u2_qat w2u2_md w4u4_md": the entries to train and publish; the
 # teacher is trained, or found finished, in any case), TEACHER_RUN (the teacher's run folder under
-# RUNS, default ARCH.fmnist_t4_fp), RUNS (default runs).
+# RUNS, default ARCH.fmnist_t4_fp), STUDENT_ARGS (more flags for every student, e.g. "--grad-clip 5"),
+# RUNS (default runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 arch=$1 kwargs=$2 teacher_epochs=$3 student_epochs=$4
@@ -17,7 +18,8 @@ base="$arch.fmnist_t4"
 teacher_run=${TEACHER_RUN:-${base}_fp}
 teacher="$runs/$teacher_run/best.safetensors"
 common=(--arch "$arch" --arch-kwargs "$kwargs" --checkpoint-every 200 --resume --no-progress)
-student=(--epochs "$student_epochs" --lr 0.02 --warmup-epochs 0)
+read -ra extra <<< "${STUDENT_ARGS:-}"
+student=(--epochs "$student_epochs" --lr 0.02 --warmup-epochs 0 "${extra[@]}")
 
 run() {  # VARIANT RUN_DIR COMMAND...: train (or resume) into RUN_DIR, then publish it as zoo entry base_VARIANT
   local variant=$1 dir=$2; shift 2

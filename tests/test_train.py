@@ -151,3 +151,19 @@ def test_two_processes_with_torchrun(data_root, tmp_path):
     info = ckpt.read_checkpoint(out / "last.safetensors")[1]["info"]
     assert info["step"] == 320 // 2 // 16  # each process took half of every epoch
     assert '"step": 10' in run.stdout
+
+
+def test_grad_clip_bounds_the_update(data_root, tmp_path):
+    start = tmp_path / "fp"
+    train(_cfg(data_root, start, max_steps=1), log=lambda *_: None)
+    moved = {}
+    for clip in (None, 1e-3):
+        out = tmp_path / f"clip_{clip}"
+        train(_cfg(data_root, out, method="qat", init=str(start / "last.safetensors"), max_steps=1, weight_decay=0.0,
+                   warmup_epochs=0, lr=0.05, grad_clip=clip), log=lambda *_: None)
+        a, b = _weights(start / "last.safetensors"), _weights(out / "last.safetensors")
+        params = [k for k in a if a[k].is_floating_point() and "running_" not in k]  # BN statistics move anyway
+        moved[clip] = sum(float((b[k] - a[k]).float().pow(2).sum()) for k in params)
+    # a first Nesterov step (momentum 0.9) moves the weights by 1.9 lr |g|: at most 1.9 lr clip with clipping
+    assert moved[1e-3] ** 0.5 <= 1.9 * 0.05 * 1e-3 * 1.01
+    assert moved[None] ** 0.5 > 10 * 1.9 * 0.05 * 1e-3

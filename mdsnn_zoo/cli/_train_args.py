@@ -16,6 +16,10 @@ def _parse_optional_int(text: str) -> int | None:
     return None if text.lower() == "none" else int(text)
 
 
+def _parse_optional_float(text: str) -> float | None:
+    return None if text.lower() == "none" else float(text)
+
+
 def add_config_arguments(parser: argparse.ArgumentParser, defaults: dict) -> None:
     hints = typing.get_type_hints(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
@@ -28,6 +32,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, defaults: dict) -> Non
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
         elif hint in (int | None,):
             parser.add_argument(flag, type=_parse_optional_int, default=default, metavar="N")
+        elif hint in (float | None,):
+            parser.add_argument(flag, type=_parse_optional_float, default=default, metavar="X")
         elif hint is int:
             parser.add_argument(flag, type=int, default=default, metavar="N")
         elif hint is float:
