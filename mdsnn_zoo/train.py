@@ -37,7 +37,7 @@ from mdsnn_zoo.data._base import TensorImageDataset
 from mdsnn_zoo.distill import MDLoss, MembraneRecorder, MembraneTargets
 from mdsnn_zoo.errors import MdsnnError
 from mdsnn_zoo.models import build_model
-from mdsnn_zoo.quant import DEFAULT_BIAS_FRAC_BITS, quantize_model
+from mdsnn_zoo.quant import DEFAULT_BIAS_FRAC_BITS, WeightQuantizer, quantize_model
 
 METHODS = ("fp", "qat", "md", "finetune")
 
@@ -58,6 +58,7 @@ class TrainConfig:
     pot: bool = False
     bias_frac_bits: int = DEFAULT_BIAS_FRAC_BITS  # qat/md: a bias is a multiple of Δ / 2^this
     learn_step: bool = True  # qat/md: train the membrane step Δ (False: keep it at V_th / 2^(b-1))
+    learn_edge_scales: bool = False  # qat/md: also train the weight scales of 8-bit (first, last) layers
     teacher: str | None = None  # md: checkpoint of the float teacher (also the student's start)
     init: str | None = None  # qat/finetune: checkpoint to start from
     zoo_model: str | None = None  # finetune/md: start from this zoo model's weights (and its teacher's)
@@ -367,6 +368,10 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
         for m in model.modules():
             if isinstance(getattr(m, "delta", None), nn.Parameter):
                 m.delta.requires_grad_(False)
+    if not cfg.learn_edge_scales:  # an 8-bit LSQ scale moves by more than itself and crossed zero
+        for m in model.modules():
+            if isinstance(m, WeightQuantizer) and m.bits >= 8:
+                m.scale.requires_grad_(False)
     model.to(device)
     if teacher is not None:
         teacher.to(device)
@@ -564,8 +569,10 @@ class _RunLog:
 
 
 def config_from_dict(d: dict) -> TrainConfig:
-    """A stored config; one saved before ``bias_frac_bits`` existed had its biases on the membrane grid (0)."""
+    """A stored config; one saved before ``bias_frac_bits`` and ``learn_edge_scales`` existed had its biases
+    on the membrane grid (0) and learned every weight scale."""
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     known = {k: v for k, v in d.items() if k in names}
     known.setdefault("bias_frac_bits", 0)
+    known.setdefault("learn_edge_scales", True)  # and every weight scale was learned
     return TrainConfig(**known)

@@ -59,6 +59,7 @@ def main() -> None:
                             "date": datetime.date.today().isoformat()}
     if cfg.w_bits is not None:
         manifest[entry.name]["bias_frac_bits"] = cfg.bias_frac_bits
+        manifest[entry.name]["learn_edge_scales"] = cfg.learn_edge_scales
     registry.MANIFEST.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     registry._manifest.cache_clear()
 

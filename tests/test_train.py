@@ -84,9 +84,10 @@ def test_checkpoint_write_is_atomic_and_corruption_is_refused(tmp_path, monkeypa
         ckpt.read_checkpoint(path)
 
 
-def test_configs_saved_before_bias_frac_bits_meant_biases_on_the_membrane_grid():
+def test_configs_saved_before_bias_frac_bits_meant_biases_on_the_membrane_grid_and_learned_scales():
     assert TrainConfig().bias_frac_bits == 4
     assert config_from_dict({"method": "md", "w_bits": 2, "u_bits": 2}).bias_frac_bits == 0
+    assert config_from_dict({"method": "md"}).learn_edge_scales and not TrainConfig().learn_edge_scales
     assert config_from_dict(dataclasses.asdict(TrainConfig(bias_frac_bits=3))).bias_frac_bits == 3
 
 
@@ -114,6 +115,13 @@ def test_qat_md_eval_and_plot_from_a_teacher(data_root, tmp_path, capsys):
     qat_w = _weights(tmp_path / "qat" / "last.safetensors")
     assert all(v.item() == 0.5 for k, v in student.items() if k.endswith("delta"))
     assert any(v.item() != 0.5 for k, v in qat_w.items() if k.endswith("delta"))
+    # the 8-bit first and last layers keep their initial weight scales (both students start from the same
+    # teacher); the 2-bit layers' scales are trained
+    scales = [k for k in student if k.endswith("weight_quant.scale")]
+    edge = [k for k in scales if k.startswith(("features.0.", "head."))]  # small_cnn's first and last layers
+    inner = [k for k in scales if k not in edge]
+    assert len(edge) == 2 and all(torch.equal(student[k], qat_w[k]) for k in edge)
+    assert inner and any(not torch.equal(student[k], qat_w[k]) for k in inner)
     # the student's biases are quantized as it was trained (a refined grid), after a reload too; resuming
     # it as another network is refused
     from mdsnn_zoo.train import model_from_checkpoint

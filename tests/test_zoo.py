@@ -263,15 +263,17 @@ def test_every_recipe_is_a_valid_command():
     from mdsnn_zoo.cli import build_parser
 
     parser = build_parser()
+    manifest = json.loads(registry.MANIFEST.read_text())
     for name in mdsnn_zoo.list_models():
         argv = shlex.split(mdsnn_zoo.get_weights(name)["recipe"])
         assert argv[0] == "mdsnn-zoo", name
         args = parser.parse_args(argv[1:])
         assert args.command in ("train", "distill"), name
         meta = mdsnn_zoo.get_weights(name)
-        if meta["pretrained"] and meta["method"] != "fp":  # rerun today, the recipe builds the same student
-            assert (args.w_bits, args.u_bits, args.bias_frac_bits) == \
-                (meta["w_bits"], meta["u_bits"], meta["bias_frac_bits"]), name
+        if meta["pretrained"] and meta["method"] != "fp":  # rerun today, the recipe trains the same student
+            record = manifest[name]
+            assert (args.w_bits, args.u_bits, args.bias_frac_bits, args.learn_edge_scales) == \
+                (meta["w_bits"], meta["u_bits"], meta["bias_frac_bits"], record.get("learn_edge_scales", False)), name
 
 
 def test_readme_zoo_table_is_generated_from_the_metadata():
