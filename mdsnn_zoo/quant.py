@@ -136,20 +136,21 @@ class _QuantLayerMixin:
         return self.weight_quant(self.weight)
 
     def quantized_bias(self) -> torch.Tensor | None:
-        node = self.grid_node
-        if self.bias is None or node is None or node.delta is None:
-            return self.bias
-        d = node.step_in_use() / 2**self.bias_frac_bits
-        return round_ste(self.bias / d) * d
+        d = self._bias_unit()
+        return self.bias if d is None else round_ste(self.bias / d) * d
 
     def bias_codes(self) -> torch.Tensor | None:
         """The integer bias B (int64, ``[C_out]``) in units of ``Δ / 2^bias_frac_bits``; None when the
         bias is not on a membrane grid."""
+        d = self._bias_unit()
+        return None if d is None else torch.round(self.bias.detach() / d.detach()).to(torch.int64)
+
+    def _bias_unit(self) -> torch.Tensor | None:
+        """``Δ / 2^bias_frac_bits`` of the linked neuron (volts), or None for a float bias."""
         node = self.grid_node
         if self.bias is None or node is None or node.delta is None:
             return None
-        d = node.step_in_use().detach() / 2**self.bias_frac_bits
-        return torch.round(self.bias.detach() / d).to(torch.int64)
+        return node.step_in_use() / 2**self.bias_frac_bits
 
 
 class QuantConv2d(_QuantLayerMixin, layer.Conv2d):
