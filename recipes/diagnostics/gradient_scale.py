@@ -1,0 +1,89 @@
+"""How large the cross-entropy gradient on the first layer's weights is when a float teacher is quantized
+at several weight/membrane bit widths (how recipes/RESULTS.md found why resnet20's W4U4 student diverged
+in one step). One batch of 128 training images, train mode, float32, plain-torch autograd neuron.
+
+    python recipes/diagnostics/gradient_scale.py TEACHER.safetensors [--shift S]
+
+By default the spike's surrogate is evaluated where the kernels evaluate it, at the quantized membrane
+(u = qΔ). ``--shift S`` evaluates it instead at the membrane before rounding, u = (h + S)Δ in grid
+units h (S = 0.5 centres it on the real decision boundary V_th - Δ/2); the forward pass is unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+import torch.nn.functional as F
+from spikingjelly.activation_based import functional
+
+import mdsnn_zoo.neuron as neuron
+from mdsnn_zoo.data import get_dataset
+from mdsnn_zoo.kernels import lif_reference as ref
+from mdsnn_zoo.quant import quantize_model
+from mdsnn_zoo.train import Batches, model_from_checkpoint, split_indices
+
+SETTINGS = [(None, None), (8, None), (8, 8), (4, 4), (2, 2)]
+
+
+def lif_surrogate_before_rounding(shift: float):
+    """``lif_autograd`` with the surrogate's argument taken before rounding (same forward values)."""
+
+    def run(x, v0, delta, p, spike_fn, need_h):
+        if p.u_bits is None:
+            return ref.lif_autograd(x, v0, delta, p, spike_fn, need_h)
+        d = delta.float()
+        theta, r = ref.grid_constants(d.detach(), p)
+        v = (v0.float() - p.v_threshold) / d
+        v = torch.floor(v + 0.5).detach() + (v - v.detach())
+        spikes, hs = [], []
+        for t in range(x.shape[0]):
+            h = ref._charge(v, x[t].float() / d, r, p)
+            hd = h.detach()
+            q = torch.where(hd == hd, torch.floor(hd + 0.5).clamp(p.qmin, p.qmax), float(p.qmin))
+            hv = h * d
+            through = torch.where(hd > p.qmax, (hv - hv.detach()) / d, h - hd)
+            hq = torch.where(hd < p.qmin, q, q + through)
+            sig = ref.surrogate_primitive((h + shift) * d, p.surrogate, p.alpha)
+            s = (hd >= -0.5).float() + (sig - sig.detach())
+            v = hq * (1 - s) + r * s if p.hard_reset else hq - theta * s
+            spikes.append(s.to(x.dtype))
+            hs.append((p.v_threshold + hq * d).to(x.dtype))
+        return torch.stack(spikes), p.v_threshold + v * d, (torch.stack(hs) if need_h else None)
+
+    return run
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("teacher")
+    ap.add_argument("--shift", type=float, default=None)
+    args = ap.parse_args()
+    if args.shift is not None:
+        neuron.lif_autograd = lif_surrogate_before_rounding(args.shift)
+    teacher, _ = model_from_checkpoint(args.teacher)
+    teacher.eval()
+    data = get_dataset("fashion-mnist", "train")
+    train_idx, _ = split_indices(len(data), 5000)
+    x, y = next(iter(Batches(data, train_idx, 128, True, 0).epoch(0, 0)))
+    print(f"surrogate at: {'q Δ (the kernels)' if args.shift is None else f'(h + {args.shift}) Δ'}")
+    for w_bits, u_bits in SETTINGS:
+        model = teacher if w_bits is None else quantize_model(teacher, w_bits, u_bits)
+        model.train()
+        for node in model.modules():
+            if isinstance(node, neuron.QuantLIFNode):
+                node._pick_backend = lambda x: "autograd"
+        functional.reset_net(model)
+        out = model(x)
+        ce = F.cross_entropy(out.float(), y)
+        weights = [p for n, p in model.named_parameters() if n.endswith("weight") and p.ndim > 1]
+        first, last = torch.autograd.grad(ce, [weights[0], weights[-1]])
+        functional.reset_net(model)  # drop the membrane state (part of the graph) before the next copy
+        name = "float (BN in train mode)" if w_bits is None else f"W{w_bits}U{u_bits}"
+        print(f"{name:26s} ce {ce.item():.3f}  batch acc {(out.argmax(1) == y).float().mean().item() * 100:5.1f}  "
+              f"|grad first| {first.norm().item():9.4g} (|w| {weights[0].norm().item():6.3g})  "
+              f"|grad last| {last.norm().item():8.4g}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
