@@ -12,7 +12,7 @@
 #include "cuda_common.cuh"
 
 #define FRAC_OUT 2.0f   // residual q - h lies in [-1/2, 1/2]; 2 marks "below the grid"
-#define FRAC_TOP -2.0f  // and -2 "above its top level, the threshold": the neuron fired
+#define FRAC_TOP -2.0f  // and <= -2 "above its top level, the threshold" (holds -2 - h): it fired
 
 __device__ __forceinline__ float clampf(float v, float lo, float hi) { return fminf(fmaxf(v, lo), hi); }
 
@@ -64,7 +64,7 @@ __global__ void lif_fwd(const Tin* __restrict__ x, long long sxt, long long sxm,
             if (quant) {
                 float q = clampf(floorf(h + 0.5f), fqmin, fqmax);
                 if (h != h) q = fqmin;
-                const float frac = h < fqmin ? FRAC_OUT : (h > fqmax ? FRAC_TOP : q - h);
+                const float frac = h < fqmin ? FRAC_OUT : (h > fqmax ? FRAC_TOP - h : q - h);
                 s = q >= 0.0f ? 1.0f : 0.0f;
                 v = hard ? (s > 0.0f ? r : q) : q - theta * s;
                 const float hq = __fadd_rn(v_th, __fmul_rn(q, d));  // volts, no fused multiply-add
@@ -98,7 +98,8 @@ __global__ void lif_bwd(const Tin* __restrict__ gs, long long sgt, long long sgm
                         Tin* __restrict__ gx, float* __restrict__ gv0, float* __restrict__ gdelta_partial,
                         const Tin* __restrict__ target, const float* __restrict__ coef_ptr,
                         long long M, int T, float tau, float v_th, float v_rst, float vr_rel, float alpha,
-                        int quant, int hard, int decay, int detach, int sg_kind, int has_gv, int has_gh,
+                        float shift, int quant, int hard, int decay, int detach, int sg_kind, int shifted,
+                        int has_gv, int has_gh,
                         int has_target, int qmin, int qmax, int code_offset) {
     __shared__ float block_sum[32];
     const float fqmin = (float)qmin, fqmax = (float)qmax;
@@ -122,7 +123,9 @@ __global__ void lif_bwd(const Tin* __restrict__ gs, long long sgt, long long sgm
                 q = (float)q_state[o] - (float)code_offset;
                 fc = to_f32(frac_in[o]);
                 s = q >= 0.0f ? 1.0f : 0.0f;
-                u = q * d;
+                // shifted: σ' at the membrane before rounding (grid units), recovered from the residual
+                const float h_pre = fc == FRAC_OUT ? q : (fc <= FRAC_TOP ? FRAC_TOP - fc : q - fc);
+                u = shifted ? (h_pre + shift) * d : q * d;
                 dv_ds = hard ? (r - q) * d : -theta * d;
             } else {
                 const float h = h_state[o];
@@ -139,7 +142,7 @@ __global__ void lif_bwd(const Tin* __restrict__ gs, long long sgt, long long sgm
             if (has_target) g_hq += coef * ((quant ? v_th + q * d : hv) - to_f32(target[o]));
             float g_h = g_hq;
             if (quant) {
-                const bool below = fc == FRAC_OUT, clipped = below || fc == FRAC_TOP;
+                const bool below = fc == FRAC_OUT, clipped = below || fc <= FRAC_TOP;
                 const float lsq = clipped ? q : fc;
                 const float dv_dd = hard ? r * s : -theta * s;
                 g_h = below ? 0.0f : g_hq;
@@ -166,13 +169,13 @@ template __global__ void lif_fwd<bf16>(const bf16*, long long, long long, const 
 template __global__ void lif_bwd<float>(const float*, long long, long long, const float*, const float*,
     long long, long long, const float*, const signed char*, const f16*, const float*, float*,
     float*, float*, const float*, const float*, long long, int, float, float, float, float, float,
-    int, int, int, int, int, int, int, int, int, int, int);
+    float, int, int, int, int, int, int, int, int, int, int, int, int);
 template __global__ void lif_bwd<f16>(const f16*, long long, long long, const float*, const f16*,
     long long, long long, const float*, const signed char*, const f16*, const float*, f16*,
     float*, float*, const f16*, const float*, long long, int, float, float, float, float, float,
-    int, int, int, int, int, int, int, int, int, int, int);
+    float, int, int, int, int, int, int, int, int, int, int, int, int);
 template __global__ void lif_bwd<bf16>(const bf16*, long long, long long, const float*, const bf16*,
     long long, long long, const float*, const signed char*, const f16*, const float*, bf16*,
     float*, float*, const bf16*, const float*, long long, int, float, float, float, float, float,
-    int, int, int, int, int, int, int, int, int, int, int);
+    float, int, int, int, int, int, int, int, int, int, int, int, int);
 #endif

@@ -116,8 +116,9 @@ def backward(grad_s, grad_v, grad_h, state, frac, delta, p: LIFParams, out_dtype
                 _ptr(delta if quant else None), _ptr(grad_x), _ptr(grad_v0), _ptr(partial),
                 _ptr(target), _ptr(coef), np.int64(M), np.int32(T), np.float32(p.tau), np.float32(p.v_threshold),
                 np.float32(p.reset_value), np.float32(p.reset_value - p.v_threshold), np.float32(p.alpha),
-                *_flags(p), np.int32(p.detach_reset),
-                np.int32(SURROGATES.index(p.surrogate)), np.int32(grad_v is not None),
+                np.float32(p.surrogate_shift or 0.0), *_flags(p), np.int32(p.detach_reset),
+                np.int32(SURROGATES.index(p.surrogate)), np.int32(quant and p.surrogate_shift is not None),
+                np.int32(grad_v is not None),
                 np.int32(grad_h is not None), np.int32(target is not None), *_grid_range(p))
         _launch(_kernel("bwd", out_dtype), M, args)
     return grad_x, grad_v0, (partial.sum() if quant else None)

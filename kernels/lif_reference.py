@@ -34,9 +34,12 @@ grid (the soft reset's V_th - θΔ excepted, which the next step quantizes). The
 ``QuantLIFNode`` starts with Δ = V_th / 2^(b-1): the grid spans [-V_th (1 - 2^(1-b)), V_th] and holds
 0 (the usual v_reset) exactly.
 
-Backward (surrogate gradient σ'(u) of the spike at u = H - V_th, which is q Δ when quantized):
+Backward (surrogate gradient σ'(u) of the spike at u = H - V_th, which is q Δ when quantized, or,
+with ``surrogate_shift = S``, (h + S) Δ: the membrane before rounding, h in grid units, shifted by S;
+S = 0 is the float neuron's H - V_th, S = 1/2 centres σ' on the real firing boundary V_th - Δ/2):
 
     gS  = dL/dS[t] + [not detach_reset] gV · ∂V/∂S        ∂V/∂S = V_r - H (hard), -V_th (soft)
+    (σ' evaluated at the shifted pre-rounding membrane still acts as ∂S/∂H_q: only its argument moves)
     gHq = gS σ'(u) + gV · ∂V/∂H + dL/dH[t]                ∂V/∂H = 1 - S (hard), 1 (soft)
     gH  = gHq · [h >= qmin]                               straight-through, 0 below the grid (above
                                                           its top the neuron fires: the gradient passes)
@@ -49,8 +52,10 @@ LSQ's gradient through the quantizer, ``∂(V_th + qΔ)/∂Δ = q - h`` inside t
 plus its share through the reset level V_th + rΔ (and θΔ, the soft reset's step).
 
 Saved for backward: with ``u_bits``, the codes q as int8 and the rounding residual ``q - h`` (for
-Δ's gradient) as float16 (2 and -2 mark "below the grid" and "above its top"; error at most 2^-12): 3 bytes per element
-and step; without, H in float32 (float64 for float64 input). Spikes are recomputed from these.
+Δ's gradient and the shifted surrogate) as float16 (error at most 2^-12 inside the grid): 2 marks
+"below the grid", a value <= -2 "above its top" and stores -2 - h there (h recovered to 2^-11
+relative): 3 bytes per element and step; without, H in float32 (float64 for float64 input). Spikes
+are recomputed from these.
 
 NaN input never fires. Without quantization it propagates through the membrane until a reset
 (hard reset) or for good (soft reset); with quantization it lands on the lowest level, qmin, with a
@@ -67,7 +72,7 @@ import torch
 
 SURROGATES = ("atan", "sigmoid", "piecewise_quadratic", "rect")
 FRAC_OUT = 2.0  # residual q - h lies in [-1/2, 1/2]; 2 marks "h below the grid" (h < qmin)
-FRAC_TOP = -2.0  # marks "h above the threshold level" (h > qmax): the neuron fired
+FRAC_TOP = -2.0  # frac <= -2 marks "h above the threshold level" (h > qmax = 0) and holds -2 - h
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,7 @@ class LIFParams:
     surrogate: str = "atan"
     alpha: float = 2.0
     u_bits: int | None = None
+    surrogate_shift: float | None = None  # quantized: None, σ' at qΔ; S, σ' at (h + S)Δ before rounding
 
     @property
     def hard_reset(self) -> bool:
@@ -234,7 +240,7 @@ def lif_forward(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, p
     for t in range(T):
         h = _charge(v, x[t].to(cdt) / d, r, p)
         q = torch.where(h == h, torch.floor(h + 0.5).clamp(p.qmin, p.qmax), float(p.qmin))
-        frac = torch.where(h < p.qmin, FRAC_OUT, torch.where(h > p.qmax, FRAC_TOP, q - h))
+        frac = torch.where(h < p.qmin, FRAC_OUT, torch.where(h > p.qmax, FRAC_TOP - h, q - h))
         s = q >= 0
         v = torch.where(s, r, q) if p.hard_reset else q - theta * s.to(cdt)
         spikes.append(s.to(x.dtype).unsqueeze(0))
@@ -277,9 +283,14 @@ def lif_backward(grad_s: torch.Tensor, grad_v: torch.Tensor | None, grad_h: torc
         if quant:
             q = state[t].to(cdt) - p.code_offset
             fc = frac[t].to(cdt)
-            below, clipped = fc == FRAC_OUT, (fc == FRAC_OUT) | (fc == FRAC_TOP)
+            below, top = fc == FRAC_OUT, fc <= FRAC_TOP
+            clipped = below | top
             s = (q >= 0).to(cdt)
-            u = q * d
+            if p.surrogate_shift is None:
+                u = q * d
+            else:  # h before rounding: q - (q - h) inside the grid, -2 - frac above it, q below
+                h_pre = torch.where(below, q, torch.where(top, FRAC_TOP - fc, q - fc))
+                u = (h_pre + p.surrogate_shift) * d
             dv_ds = (r - q) * d if p.hard_reset else -theta * d
         else:
             h = state[t].to(cdt)
@@ -315,7 +326,8 @@ def lif_autograd(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, 
     surrogate: Heaviside forward, surrogate backward); autograd derives the backward.
 
     Used for surrogates the kernels do not implement, and by the tests as an independent check of
-    the hand-written backward. Returns ``(spikes [T, M], v_last [M], h_seq [T, M] or None)``.
+    the hand-written backward (with ``p.surrogate_shift`` set, σ' is ``p.surrogate``'s, not
+    ``spike_fn``'s). Returns ``(spikes [T, M], v_last [M], h_seq [T, M] or None)``.
     Quantized, it works in grid units with value-preserving straight-through estimators, which
     gives exactly the gradients in the module docstring (with an exact residual q - h).
     """
@@ -344,7 +356,13 @@ def lif_autograd(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, 
             hv = h * d
             through = torch.where(hd > p.qmax, (hv - hv.detach()) / d, h - hd)
             hq = torch.where(hd < p.qmin, q, q + through)
-            s = spike_fn(hq * d)
+            if p.surrogate_shift is None:
+                s = spike_fn(hq * d)
+            else:  # Θ(q) forward; σ' at the pre-rounding membrane as the derivative on H_q (p.surrogate's)
+                hu = hq * d
+                h_pre = torch.where(hd < p.qmin, q, hd)
+                slope = surrogate_grad((h_pre + p.surrogate_shift) * d.detach(), p.surrogate, p.alpha)
+                s = (q >= 0).to(cdt) + (hu - hu.detach()) * slope
             s_r = s.detach() if p.detach_reset else s
             v = hq * (1 - s_r) + r * s_r if p.hard_reset else hq - theta * s_r
             spikes.append(s.to(x.dtype))

@@ -85,7 +85,7 @@ def _lif_fwd_kernel(
         if QUANT:
             q = tl.minimum(tl.maximum(tl.floor(h + 0.5), QMIN), QMAX)
             q = tl.where(h == h, q, QMIN)
-            frac = tl.where(h < QMIN, FRAC_OUT, tl.where(h > QMAX, FRAC_TOP, q - h))
+            frac = tl.where(h < QMIN, FRAC_OUT, tl.where(h > QMAX, FRAC_TOP - h, q - h))
             spike = q >= 0.0
             s = spike.to(tl.float32)
             if HARD:
@@ -126,9 +126,10 @@ def _lif_fwd_kernel(
 def _lif_bwd_kernel(
     gs_ptr, stride_gst, stride_gsm, gv_ptr, gh_ptr, stride_ght, stride_ghm,
     state_ptr, frac_ptr, delta_ptr, gx_ptr, gv0_ptr, gdelta_ptr, tgt_ptr, coef_ptr, M,
-    tau, v_th, v_rst, vr_rel, alpha,
+    tau, v_th, v_rst, vr_rel, alpha, shift,
     T: tl.constexpr, QUANT: tl.constexpr, HARD: tl.constexpr, DECAY: tl.constexpr,
-    DETACH: tl.constexpr, SG: tl.constexpr, HAS_GV: tl.constexpr, HAS_GH: tl.constexpr, TARGET: tl.constexpr,
+    DETACH: tl.constexpr, SG: tl.constexpr, SHIFTED: tl.constexpr,
+    HAS_GV: tl.constexpr, HAS_GH: tl.constexpr, TARGET: tl.constexpr,
     QMIN: tl.constexpr, QMAX: tl.constexpr, OFFSET: tl.constexpr, BLOCK: tl.constexpr,
 ):
     pid = tl.program_id(0)
@@ -154,9 +155,14 @@ def _lif_bwd_kernel(
             q = tl.load(state_ptr + idx, mask=mask, other=0).to(tl.float32) - OFFSET
             fc = tl.load(frac_ptr + idx, mask=mask, other=0.0).to(tl.float32)
             below = fc == FRAC_OUT
-            clipped = below | (fc == FRAC_TOP)
+            top = fc <= FRAC_TOP
+            clipped = below | top
             s = (q >= 0.0).to(tl.float32)
-            u = q * d
+            if SHIFTED:  # the membrane before rounding (grid units), shifted
+                h_pre = tl.where(below, q, tl.where(top, FRAC_TOP - fc, q - fc))
+                u = (h_pre + shift) * d
+            else:
+                u = q * d
             if HARD:
                 dv_ds = (r - q) * d
             else:
@@ -270,7 +276,8 @@ def backward(grad_s, grad_v, grad_h, state, frac, delta, p: LIFParams, out_dtype
             grad_x, grad_v0, partial if quant else grad_v0,
             target if target is not None else grad_v0, coef if coef is not None else grad_v0, M,
             p.tau, p.v_threshold, p.reset_value, p.reset_value - p.v_threshold, p.alpha,
-            T=T, DETACH=p.detach_reset, SG=SURROGATES.index(p.surrogate),
+            p.surrogate_shift or 0.0, T=T, DETACH=p.detach_reset, SG=SURROGATES.index(p.surrogate),
+            SHIFTED=quant and p.surrogate_shift is not None,
             HAS_GV=grad_v is not None, HAS_GH=grad_h is not None, TARGET=target is not None,
             BLOCK=BLOCK, num_warps=NUM_WARPS, **_flags(p))
     return grad_x, grad_v0, (partial.sum() if quant else None)

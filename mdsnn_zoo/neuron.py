@@ -135,6 +135,12 @@ class QuantLIFNode(base.MemoryModule):
     ``backend``: ``'auto'`` (CUDA: triton, else cupy, else torch; CPU: inductor, else torch),
     ``'torch'`` (the readable reference), ``'inductor'`` (torch.compile), ``'triton'``, ``'cupy'``.
     A surrogate the kernels do not implement runs on plain torch autograd, with one warning.
+
+    ``surrogate_shift`` (quantized membrane only; changes gradients, never the forward pass): None
+    evaluates the surrogate at the quantized membrane, u = qΔ, where every firing neuron sits at the
+    surrogate's peak; a number S evaluates it before rounding, at u = (h + S)Δ (h in grid units;
+    S = 0 is the float neuron's H - V_th). See ``recipes/RESULTS.md``: in resnet20, u = qΔ multiplies
+    the first layer's gradient by ~500 at U4 and U8.
     """
 
     def __init__(
@@ -150,6 +156,7 @@ class QuantLIFNode(base.MemoryModule):
         u_bits: int | None = None,
         store_v_seq: bool = False,
         store_h_seq: bool = False,
+        surrogate_shift: float | None = None,
     ) -> None:
         super().__init__()
         if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not tau > 1:
@@ -178,6 +185,8 @@ class QuantLIFNode(base.MemoryModule):
         self.delta = None
         self.pot_delta = False  # quantize_model(pot=True): Δ a power of two (integer inference)
         self.set_u_bits(u_bits)
+        self.surrogate_shift: float | None = None
+        self.set_surrogate_shift(surrogate_shift)
         self.register_memory("v", self.v_reset if self.v_reset is not None else 0.0)
         self.h_seq: torch.Tensor | None = None
         self.v_seq: torch.Tensor | None = None
@@ -206,6 +215,18 @@ class QuantLIFNode(base.MemoryModule):
             step = self.v_threshold / 2 ** (u_bits - 1)  # grid V_th + kΔ, k <= 0, spans [~-V_th, V_th]
             self.delta = nn.Parameter(torch.tensor(step, dtype=torch.float32))
 
+    def set_surrogate_shift(self, shift: float | None) -> None:
+        """Where a quantized membrane's surrogate is evaluated: None at qΔ, S at (h + S)Δ (grid units)."""
+        if shift is not None:
+            if isinstance(shift, bool) or not isinstance(shift, (int, float)) or not math.isfinite(shift):
+                raise ValueError(f"surrogate_shift must be a finite number (grid steps) or None, got {shift!r}")
+            if self._kind is None:
+                known = ", ".join(_KNOWN_SURROGATES)
+                raise ValueError(f"surrogate_shift needs a surrogate the kernels implement ({known}); "
+                                 f"{type(self.surrogate_function).__name__} is not one")
+            shift = float(shift)
+        self.surrogate_shift = shift
+
     def step_in_use(self) -> torch.Tensor:
         """Δ as the forward pass uses it: positive, a power of two if ``pot_delta`` (0-d tensor)."""
         if self.delta is None:
@@ -219,11 +240,13 @@ class QuantLIFNode(base.MemoryModule):
     @property
     def params(self) -> LIFParams:
         return LIFParams(self.tau, self.decay_input, self.v_threshold, self.v_reset, self.detach_reset,
-                         self._kind or "atan", self._alpha, self.u_bits)
+                         self._kind or "atan", self._alpha, self.u_bits,
+                         self.surrogate_shift if self.u_bits is not None else None)
 
     def extra_repr(self) -> str:
+        shift = f"surrogate_shift={self.surrogate_shift}, " if self.surrogate_shift is not None else ""
         return (f"tau={self.tau}, decay_input={self.decay_input}, v_threshold={self.v_threshold}, "
-                f"v_reset={self.v_reset}, detach_reset={self.detach_reset}, u_bits={self.u_bits}, "
+                f"v_reset={self.v_reset}, detach_reset={self.detach_reset}, u_bits={self.u_bits}, {shift}"
                 f"backend={self.backend!r}, step_mode={self.step_mode!r}")
 
     def reset(self) -> None:

@@ -37,6 +37,7 @@ from mdsnn_zoo.data._base import TensorImageDataset
 from mdsnn_zoo.distill import MDLoss, MembraneRecorder, MembraneTargets
 from mdsnn_zoo.errors import MdsnnError
 from mdsnn_zoo.models import build_model
+from mdsnn_zoo.neuron import QuantLIFNode
 from mdsnn_zoo.quant import DEFAULT_BIAS_FRAC_BITS, WeightQuantizer, quantize_model
 
 METHODS = ("fp", "qat", "md", "finetune")
@@ -59,6 +60,7 @@ class TrainConfig:
     bias_frac_bits: int = DEFAULT_BIAS_FRAC_BITS  # qat/md: a bias is a multiple of Δ / 2^this
     learn_step: bool = True  # qat/md: train the membrane step Δ (False: keep it at V_th / 2^(b-1))
     learn_edge_scales: bool = False  # qat/md: also train the weight scales of 8-bit (first, last) layers
+    surrogate_shift: float | None = None  # qat/md: σ' at (h + S)Δ before rounding (None: at the grid, qΔ)
     teacher: str | None = None  # md: checkpoint of the float teacher (also the student's start)
     init: str | None = None  # qat/finetune: checkpoint to start from
     zoo_model: str | None = None  # finetune/md: start from this zoo model's weights (and its teacher's)
@@ -368,6 +370,13 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
         for m in model.modules():
             if isinstance(getattr(m, "delta", None), nn.Parameter):
                 m.delta.requires_grad_(False)
+    if cfg.surrogate_shift is not None:  # gradients only: the forward pass is the same
+        if not math.isfinite(cfg.surrogate_shift):
+            raise MdsnnError(f"surrogate_shift must be a finite number of grid steps (e.g. 0 or 0.5), "
+                             f"got {cfg.surrogate_shift}")
+        for m in model.modules():
+            if isinstance(m, QuantLIFNode) and m.u_bits is not None:
+                m.set_surrogate_shift(cfg.surrogate_shift)
     if not cfg.learn_edge_scales:  # an 8-bit LSQ scale moves by more than itself and crossed zero
         for m in model.modules():
             if isinstance(m, WeightQuantizer) and m.bits >= 8:

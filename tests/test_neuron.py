@@ -81,6 +81,32 @@ def test_quantized_step_is_learned_with_lsq_gradient():
     assert x.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("backend", ["torch", "inductor"])
+def test_surrogate_shift_moves_gradients_not_spikes(backend):
+    """surrogate_shift: the same spikes and membrane; x's gradient is autograd's with σ' at (h + S)Δ."""
+    from mdsnn_zoo.kernels.lif_reference import lif_autograd
+
+    x = (torch.randn(4, 3, 37) * 1.5 + 0.5).requires_grad_()
+    grads, outs = {}, {}
+    for shift in (None, 0.0, 0.5):
+        node = QuantLIFNode(step_mode="m", backend=backend, u_bits=4, store_h_seq=True, surrogate_shift=shift)
+        outs[shift] = (node(x), node.h_seq)
+        grads[shift], = torch.autograd.grad((outs[shift][0] * torch.linspace(-1, 1, 37)).sum(), x)
+        auto_x = x.detach().clone().requires_grad_()
+        s, _, _ = lif_autograd(auto_x.flatten(1), torch.zeros(3 * 37), node.step_in_use().detach(), node.params,
+                               surrogate.ATan(), False)
+        want, = torch.autograd.grad((s.view(4, 3, 37) * torch.linspace(-1, 1, 37)).sum(), auto_x)
+        assert (grads[shift] - want).abs().max() <= 2e-3 * want.abs().max()
+    for shift in (0.0, 0.5):
+        assert torch.equal(outs[shift][0], outs[None][0]) and torch.equal(outs[shift][1], outs[None][1])
+        assert not torch.allclose(grads[shift], grads[None])
+    assert "surrogate_shift=0.5" in repr(QuantLIFNode(u_bits=2, surrogate_shift=0.5))
+    with pytest.raises(ValueError, match="surrogate_shift must be a finite number"):
+        QuantLIFNode(u_bits=2, surrogate_shift=float("nan"))
+    with pytest.raises(ValueError, match="surrogate_shift needs a surrogate the kernels implement"):
+        QuantLIFNode(u_bits=2, surrogate_function=surrogate.SoftSign(), surrogate_shift=0.0)
+
+
 def test_h_seq_gradient_folds_into_the_backward():
     """A loss on h_seq moves x's gradient exactly as autograd through the same forward would."""
     from mdsnn_zoo.kernels.lif_reference import lif_autograd

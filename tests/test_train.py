@@ -175,3 +175,22 @@ def test_grad_clip_bounds_the_update(data_root, tmp_path):
     # a first Nesterov step (momentum 0.9) moves the weights by 1.9 lr |g|: at most 1.9 lr clip with clipping
     assert moved[1e-3] ** 0.5 <= 1.9 * 0.05 * 1e-3 * 1.01
     assert moved[None] ** 0.5 > 10 * 1.9 * 0.05 * 1e-3
+
+
+def test_surrogate_shift_reaches_the_student_and_changes_its_update(data_root, tmp_path):
+    start = tmp_path / "fp"
+    train(_cfg(data_root, start, max_steps=1), log=lambda *_: None)
+    after = {}
+    for shift in (None, 0.5):
+        out = tmp_path / f"shift_{shift}"
+        cfg = _cfg(data_root, out, method="qat", init=str(start / "last.safetensors"), w_bits=4, u_bits=4,
+                   max_steps=1, warmup_epochs=0, surrogate_shift=shift)
+        train(cfg, log=lambda *_: None)
+        after[shift] = _weights(out / "last.safetensors")
+        saved = json.loads((out / "config.json").read_text())
+        assert saved["surrogate_shift"] == shift
+    # same start, same batch, same forward: only the surrogate's argument differs, so the update does
+    assert any(not torch.equal(after[None][k], after[0.5][k]) for k in after[None])
+    with pytest.raises(MdsnnError, match="surrogate_shift must be a finite number"):
+        train(_cfg(data_root, tmp_path / "nan", method="qat", init=str(start / "last.safetensors"), w_bits=4,
+                   u_bits=4, max_steps=1, surrogate_shift=float("nan")), log=lambda *_: None)

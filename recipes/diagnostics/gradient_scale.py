@@ -1,12 +1,12 @@
 """How large the cross-entropy gradient on the first layer's weights is when a float teacher is quantized
 at several weight/membrane bit widths (how recipes/RESULTS.md found why resnet20's W4U4 student diverged
-in one step). One batch of 128 training images, train mode, float32, plain-torch autograd neuron.
+in one step). One batch of 128 training images, train mode, float32, the default neuron backend.
 
     python recipes/diagnostics/gradient_scale.py TEACHER.safetensors [--shift S]
 
-By default the spike's surrogate is evaluated where the kernels evaluate it, at the quantized membrane
-(u = qΔ). ``--shift S`` evaluates it instead at the membrane before rounding, u = (h + S)Δ in grid
-units h (S = 0.5 centres it on the real decision boundary V_th - Δ/2); the forward pass is unchanged.
+By default the spike's surrogate is evaluated at the quantized membrane (u = qΔ). ``--shift S`` sets
+``QuantLIFNode.surrogate_shift`` (``--surrogate-shift`` of the trainer): u = (h + S)Δ before rounding, h in
+grid units (S = 0.5 centres it on the real decision boundary V_th - Δ/2); the forward pass is unchanged.
 """
 
 from __future__ import annotations
@@ -17,41 +17,12 @@ import torch
 import torch.nn.functional as F
 from spikingjelly.activation_based import functional
 
-import mdsnn_zoo.neuron as neuron
 from mdsnn_zoo.data import get_dataset
-from mdsnn_zoo.kernels import lif_reference as ref
+from mdsnn_zoo.neuron import QuantLIFNode
 from mdsnn_zoo.quant import quantize_model
 from mdsnn_zoo.train import Batches, model_from_checkpoint, split_indices
 
 SETTINGS = [(None, None), (8, None), (8, 8), (4, 4), (2, 2)]
-
-
-def lif_surrogate_before_rounding(shift: float):
-    """``lif_autograd`` with the surrogate's argument taken before rounding (same forward values)."""
-
-    def run(x, v0, delta, p, spike_fn, need_h):
-        if p.u_bits is None:
-            return ref.lif_autograd(x, v0, delta, p, spike_fn, need_h)
-        d = delta.float()
-        theta, r = ref.grid_constants(d.detach(), p)
-        v = (v0.float() - p.v_threshold) / d
-        v = torch.floor(v + 0.5).detach() + (v - v.detach())
-        spikes, hs = [], []
-        for t in range(x.shape[0]):
-            h = ref._charge(v, x[t].float() / d, r, p)
-            hd = h.detach()
-            q = torch.where(hd == hd, torch.floor(hd + 0.5).clamp(p.qmin, p.qmax), float(p.qmin))
-            hv = h * d
-            through = torch.where(hd > p.qmax, (hv - hv.detach()) / d, h - hd)
-            hq = torch.where(hd < p.qmin, q, q + through)
-            sig = ref.surrogate_primitive((h + shift) * d, p.surrogate, p.alpha)
-            s = (hd >= -0.5).float() + (sig - sig.detach())
-            v = hq * (1 - s) + r * s if p.hard_reset else hq - theta * s
-            spikes.append(s.to(x.dtype))
-            hs.append((p.v_threshold + hq * d).to(x.dtype))
-        return torch.stack(spikes), p.v_threshold + v * d, (torch.stack(hs) if need_h else None)
-
-    return run
 
 
 def main() -> None:
@@ -59,8 +30,6 @@ def main() -> None:
     ap.add_argument("teacher")
     ap.add_argument("--shift", type=float, default=None)
     args = ap.parse_args()
-    if args.shift is not None:
-        neuron.lif_autograd = lif_surrogate_before_rounding(args.shift)
     teacher, _ = model_from_checkpoint(args.teacher)
     teacher.eval()
     data = get_dataset("fashion-mnist", "train")
@@ -71,8 +40,8 @@ def main() -> None:
         model = teacher if w_bits is None else quantize_model(teacher, w_bits, u_bits)
         model.train()
         for node in model.modules():
-            if isinstance(node, neuron.QuantLIFNode):
-                node._pick_backend = lambda x: "autograd"
+            if isinstance(node, QuantLIFNode) and node.u_bits is not None:
+                node.set_surrogate_shift(args.shift)
         functional.reset_net(model)
         out = model(x)
         ce = F.cross_entropy(out.float(), y)
