@@ -15,13 +15,15 @@ from mdsnn_zoo.quant import QuantConv2d, QuantLinear, WeightQuantizer, fold_batc
 
 def _net(tau: float = 2.0, v_reset: float | None = 0.0, decay: bool = True) -> nn.Sequential:
     lif = dict(tau=tau, v_reset=v_reset, decay_input=decay, backend="torch")
-    net = nn.Sequential(
-        layer.Conv2d(2, 6, 3, padding=1, bias=False), layer.BatchNorm2d(6), QuantLIFNode(**lif),
-        layer.Conv2d(6, 8, 3, stride=2, padding=1), layer.BatchNorm2d(8), QuantLIFNode(**lif),
-        layer.MaxPool2d(2),
-        layer.Flatten(), layer.Linear(8 * 2 * 2, 12), QuantLIFNode(**lif),
-        layer.Linear(12, 5),
-    )
+    with torch.random.fork_rng():  # the same weights whatever ran before
+        torch.manual_seed(0)
+        net = nn.Sequential(
+            layer.Conv2d(2, 6, 3, padding=1, bias=False), layer.BatchNorm2d(6), QuantLIFNode(**lif),
+            layer.Conv2d(6, 8, 3, stride=2, padding=1), layer.BatchNorm2d(8), QuantLIFNode(**lif),
+            layer.MaxPool2d(2),
+            layer.Flatten(), layer.Linear(8 * 2 * 2, 12), QuantLIFNode(**lif),
+            layer.Linear(12, 5),
+        )
     functional.set_step_mode(net, "m")
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():  # non-trivial batch-norm statistics to fold
