@@ -123,9 +123,11 @@ __global__ void lif_bwd(const Tin* __restrict__ gs, long long sgt, long long sgm
                 q = (float)q_state[o] - (float)code_offset;
                 fc = to_f32(frac_in[o]);
                 s = q >= 0.0f ? 1.0f : 0.0f;
-                // shifted: σ' at the membrane before rounding (grid units), recovered from the residual
-                const float h_pre = fc == FRAC_OUT ? q : (fc <= FRAC_TOP ? FRAC_TOP - fc : q - fc);
-                u = shifted ? (h_pre + shift) * d : q * d;
+                u = q * d;
+                if (shifted) {  // σ' at the membrane before rounding (grid units), read back from the residual
+                    const float h_pre = fc == FRAC_OUT ? q : (fc <= FRAC_TOP ? FRAC_TOP - fc : q - fc);
+                    u = (h_pre + shift) * d;
+                }
                 dv_ds = hard ? (r - q) * d : -theta * d;
             } else {
                 const float h = h_state[o];

@@ -366,21 +366,7 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
     last_path, best_path = out / "last.safetensors", out / "best.safetensors"
 
     model, teacher = build_student_and_teacher(cfg)
-    if not cfg.learn_step:
-        for m in model.modules():
-            if isinstance(getattr(m, "delta", None), nn.Parameter):
-                m.delta.requires_grad_(False)
-    if cfg.surrogate_shift is not None:  # gradients only: the forward pass is the same
-        if not math.isfinite(cfg.surrogate_shift):
-            raise MdsnnError(f"surrogate_shift must be a finite number of grid steps (e.g. 0 or 0.5), "
-                             f"got {cfg.surrogate_shift}")
-        for m in model.modules():
-            if isinstance(m, QuantLIFNode) and m.u_bits is not None:
-                m.set_surrogate_shift(cfg.surrogate_shift)
-    if not cfg.learn_edge_scales:  # an 8-bit LSQ scale moves by more than itself and crossed zero
-        for m in model.modules():
-            if isinstance(m, WeightQuantizer) and m.bits >= 8:
-                m.scale.requires_grad_(False)
+    _configure_student(model, cfg)
     model.to(device)
     if teacher is not None:
         teacher.to(device)
@@ -508,6 +494,20 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
 
 _NETWORK_FIELDS = ("arch", "arch_kwargs", "time_steps", "w_bits")
 _QUANT_FIELDS = ("u_bits", "first_last_bits", "pot", "bias_frac_bits")  # compared for students only
+
+
+def _configure_student(model: nn.Module, cfg: TrainConfig) -> None:
+    """What ``cfg`` says to train of a quantized model and where its neurons take the surrogate."""
+    for m in model.modules():
+        if not cfg.learn_step and isinstance(getattr(m, "delta", None), nn.Parameter):
+            m.delta.requires_grad_(False)
+        if not cfg.learn_edge_scales and isinstance(m, WeightQuantizer) and m.bits >= 8:
+            m.scale.requires_grad_(False)  # an 8-bit LSQ scale moved by more than itself and crossed zero
+        if cfg.surrogate_shift is not None and isinstance(m, QuantLIFNode) and m.u_bits is not None:
+            try:  # gradients only: the forward pass is the same
+                m.set_surrogate_shift(cfg.surrogate_shift)
+            except ValueError as err:
+                raise MdsnnError(f"--surrogate-shift: {err}") from None
 
 
 def _check_same_network(cfg: TrainConfig, path: Path) -> None:
