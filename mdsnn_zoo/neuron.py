@@ -289,8 +289,9 @@ class QuantLIFNode(base.MemoryModule):
                              "backend='auto'")
         return name
 
-    def _state(self, x_seq: torch.Tensor) -> torch.Tensor:
-        """The state ``v`` as ``[M]`` float32 (M = N * features), checked against the input."""
+    def _state(self, x_seq: torch.Tensor, order: tuple[int, ...] | None) -> torch.Tensor:
+        """The state ``v`` as ``[M]`` float32 (M = N * features, in the memory order ``order`` of
+        ``_memory_order``), checked against the input."""
         feat = x_seq.shape[1:]
         v = self.v
         if isinstance(v, torch.Tensor):
@@ -299,6 +300,8 @@ class QuantLIFNode(base.MemoryModule):
                                  f"{tuple(v.shape)} (expected [T, {', '.join(map(str, v.shape))}] in "
                                  f"step_mode={self.step_mode!r}); call functional.reset_net(net) "
                                  "between batches of different shape")
+            if order is not None:
+                v = v.permute([d - 1 for d in order[1:]])
             return v.reshape(-1).to(torch.float32)
         return torch.full((x_seq[0].numel(),), float(v), dtype=torch.float32, device=x_seq.device)
 
@@ -306,8 +309,10 @@ class QuantLIFNode(base.MemoryModule):
         if not x_seq.is_floating_point():
             raise ValueError(f"QuantLIFNode takes a floating-point input, got {x_seq.dtype}")
         T, feat = x_seq.shape[0], x_seq.shape[1:]
-        v0 = self._state(x_seq)
-        x = x_seq.flatten(1) if x_seq.ndim > 2 else x_seq  # [T, M]; a view when x[t] is mergeable
+        order = _memory_order(x_seq)
+        v0 = self._state(x_seq, order)
+        x_mem = x_seq.permute(order) if order is not None else x_seq  # memory order: [T, N, H, W, C]
+        x = x_mem.flatten(1) if x_mem.ndim > 2 else x_mem  # [T, M]; a view when x[t] is mergeable
         delta = None
         if self.u_bits is not None:
             delta = self.step_in_use()
@@ -320,22 +325,32 @@ class QuantLIFNode(base.MemoryModule):
             spikes, v_last, h = lif_autograd(x, v0, delta, p, self.surrogate_function, need_h or
                                              self.membrane_target is not None)
             if self.membrane_target is not None:
-                self.membrane_mse = (h.float() - self._flat_target(x).float()).square().mean()
+                self.membrane_mse = (h.float() - self._flat_target(x, x_seq, order).float()).square().mean()
         else:
             # keep nothing for backward when no gradient can be asked for (inference)
             save = torch.is_grad_enabled() and any(
                 t is not None and t.requires_grad for t in (x, v0, delta))
-            target = self._flat_target(x)
+            target = self._flat_target(x, x_seq, order)
             spikes, v_last, h, mse = _LIFFunction.apply(x, v0, delta, _backend_module(backend), p, need_h, save,
                                                         target)
             self.membrane_mse = mse
+        mem_feat = x_mem.shape[1:]
+
+        def logical(flat: torch.Tensor) -> torch.Tensor:  # [T, M] in memory order -> [T, N, *] view
+            out = flat.view(T, *mem_feat)
+            return out if order is None else out.permute(_inverse(order))
+
         # not a view of v_last (SpikingJelly's detach_net detaches the state in place)
-        self.v = torch.ops.aten._unsafe_view(v_last, feat)
-        h_seq = h.view(T, *feat) if need_h else None
+        if order is None:
+            self.v = torch.ops.aten._unsafe_view(v_last, feat)
+        else:  # [N, *] in the logical layout; the copy is one step's state, 1/T of the input
+            self.v = torch.permute_copy(v_last.view(mem_feat), _inverse([d - 1 for d in order[1:]]))
+        h_seq = logical(h) if need_h else None
         self.h_seq = h_seq if self.store_h_seq else None
+        spikes = logical(spikes)
         if self.store_v_seq:
-            self.v_seq = self._after_reset(h_seq, spikes.view(T, *feat), delta)
-        return spikes.view(T, *feat)
+            self.v_seq = self._after_reset(h_seq, spikes, delta)
+        return spikes
 
     def grid_range(self) -> tuple[float, float] | None:
         """(lowest, highest) membrane value of the quantized grid at its initial step, in volts
@@ -348,16 +363,20 @@ class QuantLIFNode(base.MemoryModule):
             return None
         return self.v_threshold * (1.0 - (2**self.u_bits - 1) / 2 ** (self.u_bits - 1)), self.v_threshold
 
-    def _flat_target(self, x: torch.Tensor) -> torch.Tensor | None:
-        """The membrane target as ``[T, M]`` (checked against the input ``[T, M]``), clipped to
-        what this neuron's grid can hold, or None."""
+    def _flat_target(self, x: torch.Tensor, x_seq: torch.Tensor, order: tuple[int, ...] | None
+                     ) -> torch.Tensor | None:
+        """The membrane target as ``[T, M]`` in the memory order of ``x`` (the input ``x_seq``
+        flattened, see ``_memory_order``), clipped to what this neuron's grid can hold, or None."""
         t = self.membrane_target
         if t is None:
             return None
         if t.shape[0] != x.shape[0] or t[0].numel() != x[0].numel():
             raise ValueError(f"membrane_target {tuple(t.shape)} does not match this neuron's input "
                              f"(T={x.shape[0]}, {x[0].numel()} neurons per step)")
-        t = t.detach().reshape(x.shape[0], -1)
+        t = t.detach()
+        if order is not None:  # [T, N, C, H, W] (a teacher's h_seq, any layout) -> memory order
+            t = t.reshape(x_seq.shape).permute(order)
+        t = t.reshape(x.shape[0], -1)
         span = self.grid_range()
         return t if span is None else t.clamp(*span)
 
@@ -372,6 +391,25 @@ class QuantLIFNode(base.MemoryModule):
         if self.detach_reset:
             s = s.detach()
         return h - v_th * s if v_r is None else h * (1 - s) + v_r * s
+
+
+_CHANNELS_LAST = (0, 1, 3, 4, 2)  # [T, N, C, H, W] -> [T, N, H, W, C]
+
+
+def _memory_order(x_seq: torch.Tensor) -> tuple[int, ...] | None:
+    """The permutation of ``x_seq``'s dims under which each step is contiguous, when it is a channels_last
+    ``[T, N, C, H, W]`` sequence (the neuron then runs on the memory as it lies, and its outputs get
+    the input's layout); None when it needs no permutation or has another layout (then flattened)."""
+    if x_seq.ndim != 5 or x_seq.shape[2] == 1 or x_seq[0].is_contiguous():
+        return None
+    return _CHANNELS_LAST if x_seq[0].permute(0, 2, 3, 1).is_contiguous() else None
+
+
+def _inverse(order: tuple[int, ...] | list[int]) -> list[int]:
+    inv = [0] * len(order)
+    for i, d in enumerate(order):
+        inv[d] = i
+    return inv
 
 
 def _check_backend(backend: str) -> str:

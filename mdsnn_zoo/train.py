@@ -32,12 +32,14 @@ from spikingjelly.activation_based import functional
 from torch import nn
 
 from mdsnn_zoo import checkpoint as ckpt
+from mdsnn_zoo.bench.common import describe_machine
 from mdsnn_zoo.data import dataset_info, get_dataset
 from mdsnn_zoo.data._base import TensorImageDataset
 from mdsnn_zoo.distill import MDLoss, MembraneRecorder, MembraneTargets
 from mdsnn_zoo.errors import MdsnnError
 from mdsnn_zoo.models import build_model
 from mdsnn_zoo.neuron import QuantLIFNode
+from mdsnn_zoo.precision import autocast, resolve_amp
 from mdsnn_zoo.quant import DEFAULT_BIAS_FRAC_BITS, WeightQuantizer, quantize_model
 
 METHODS = ("fp", "qat", "md", "finetune")
@@ -81,8 +83,8 @@ class TrainConfig:
     temperature: float = 2.0
     mem_weight: float = 1.0
     fused_mse: bool = True  # md: membrane MSE inside the student's LIF kernels (no membrane round trip)
-    amp: bool = True  # bfloat16 autocast
-    channels_last: bool = True
+    amp: bool | None = None  # bfloat16 autocast; None: where the hardware runs bfloat16 natively
+    channels_last: bool = True  # convolutions, pooling and neurons on channels_last activations
     seed: int = 0
     out_dir: str = "runs/run"
     checkpoint_every: int = 0  # steps; 0: each epoch only
@@ -278,7 +280,7 @@ def evaluate(model: nn.Module, batches, device: torch.device, amp: bool = False,
     for x, y in batches:
         x, y = x.to(device), y.to(device)
         functional.reset_net(model)
-        with _autocast(device, amp):
+        with autocast(device, amp):
             if teacher is not None:
                 functional.reset_net(teacher)
                 with MembraneRecorder(teacher) as t_rec, MembraneRecorder(model) as s_rec:
@@ -299,12 +301,6 @@ def evaluate(model: nn.Module, batches, device: torch.device, amp: bool = False,
     if teacher is not None:
         out["membrane_mse"] = mse_sum / max(mse_batches, 1)
     return out
-
-
-def _autocast(device: torch.device, enabled: bool):
-    if not enabled:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
 # -- training ---------------------------------------------------------------------------------------
@@ -330,6 +326,46 @@ def _make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=cfg.lr)
     raise MdsnnError(f"optimizer must be 'sgd' or 'adamw', got {cfg.optimizer!r}")
+
+
+def train_step(net: nn.Module, model: nn.Module, teacher: nn.Module | None, optimizer: torch.optim.Optimizer,
+               x: torch.Tensor, y: torch.Tensor, loss_fn: MDLoss, *, amp: bool, fused_mse: bool = True,
+               label_smoothing: float = 0.0, grad_clip: float | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    """One optimisation step of ``model`` (run as ``net``: itself, or its DDP wrapper) on
+    ``x: [N, C, H, W]``, ``y: [N]``: cross-entropy alone without a teacher, ``loss_fn`` (CE, KD and
+    the membrane MSE to the teacher's) with one. Returns (loss, logits ``[N, classes]``, loss parts),
+    detached. The trainer and ``mdsnn-zoo bench train`` both run this."""
+    device = x.device
+    functional.reset_net(model)
+    with autocast(device, amp):
+        if teacher is not None:
+            functional.reset_net(teacher)
+            with MembraneRecorder(teacher) as t_rec, torch.no_grad():
+                t_logits = teacher(x)
+            if fused_mse:  # the MSE inside the student's LIF kernels
+                with MembraneTargets(model, t_rec.membranes) as targets:
+                    logits = net(x)
+                loss, parts = loss_fn(logits, y, t_logits, membrane_loss=targets.loss())
+            else:
+                with MembraneRecorder(model) as s_rec:
+                    logits = net(x)
+                loss, parts = loss_fn(logits, y, t_logits, s_rec.membranes, t_rec.membranes, clip=s_rec.ranges)
+        else:
+            logits = net(x)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
+            parts = {"ce": loss.detach()}
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    return loss.detach(), logits.detach(), parts
+
+
+def to_layout(model: nn.Module, channels_last: bool) -> nn.Module:
+    """``model`` with its 4-d weights in channels_last order (its activations follow), or as is."""
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 @dataclass
@@ -367,11 +403,13 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
 
     model, teacher = build_student_and_teacher(cfg)
     _configure_student(model, cfg)
-    model.to(device)
+    amp, precision = resolve_amp(cfg.amp, device)
+    cfg = dataclasses.replace(cfg, amp=amp)  # the stored config records what ran
+    if ddp.main:
+        log(f"precision: {precision}")
+    to_layout(model.to(device), cfg.channels_last)
     if teacher is not None:
-        teacher.to(device)
-    if cfg.channels_last and device.type == "cuda":
-        model.to(memory_format=torch.channels_last)
+        to_layout(teacher.to(device), cfg.channels_last)
 
     data = get_dataset(cfg.dataset, "train", root=cfg.data_root)
     if not isinstance(data, TensorImageDataset):
@@ -419,7 +457,8 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
             rngs[f"aug_rng_{r}"] = s
         if ddp.main:
             ckpt.save_checkpoint(path, model, optimizer, scheduler, rngs, config=asdict(cfg), step=step,
-                                 epoch=step / steps_per_epoch, best_val_top1=best, **metrics)
+                                 epoch=step / steps_per_epoch, best_val_top1=best, precision=precision,
+                                 machine=describe_machine(device), **metrics)
 
     start = time.perf_counter()
     seen = 0
@@ -433,30 +472,9 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
             if cfg.augment:
                 x = augment_batch(x, aug_gen)
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            functional.reset_net(model)
-            with _autocast(device, cfg.amp):
-                if teacher is not None:
-                    functional.reset_net(teacher)
-                    with MembraneRecorder(teacher) as t_rec, torch.no_grad():
-                        t_logits = teacher(x)
-                    if cfg.fused_mse:  # the MSE inside the student's LIF kernels
-                        with MembraneTargets(model, t_rec.membranes) as targets:
-                            logits = net(x)
-                        loss, parts = loss_fn(logits, y, t_logits, membrane_loss=targets.loss())
-                    else:
-                        with MembraneRecorder(model) as s_rec:
-                            logits = net(x)
-                        loss, parts = loss_fn(logits, y, t_logits, s_rec.membranes, t_rec.membranes,
-                                              clip=s_rec.ranges)
-                else:
-                    logits = net(x)
-                    loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
-                    parts = {"ce": loss.detach()}
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
+            loss, logits, parts = train_step(net, model, teacher, optimizer, x, y, loss_fn, amp=amp,
+                                             fused_mse=cfg.fused_mse, label_smoothing=cfg.label_smoothing,
+                                             grad_clip=cfg.grad_clip)
             scheduler.step()
             step += 1
             seen += len(y) * ddp.world
@@ -475,7 +493,7 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
         if bar is not None:
             bar.close()
         if step % steps_per_epoch == 0 or step >= total_steps:
-            val = evaluate(model, val_batches.epoch(0), device, cfg.amp) if len(val_idx) else {"top1": 0.0}
+            val = evaluate(model, val_batches.epoch(0), device, amp) if len(val_idx) else {"top1": 0.0}
             if ddp.main:
                 log(f"epoch {step / steps_per_epoch:.2f}: val top-1 {val['top1']:.2f}%")
                 if logger:

@@ -55,7 +55,8 @@ def main() -> None:
     manifest[entry.name] = {"file": out.name, "sha256": sha, "file_bytes": out.stat().st_size,
                             "num_params": sum(p.numel() for p in model.parameters()),
                             "val_top1": info.get("best_val_top1"), "recipe": args.recipe,
-                            "trained_on": "CPU (2 threads), bfloat16 autocast",
+                            "trained_on": "; ".join(filter(None, (info.get("machine"), info.get("precision"))))
+                            or "CPU (2 threads), bfloat16 autocast",  # what runs before these were recorded used
                             "date": datetime.date.today().isoformat()}
     if cfg.w_bits is not None:
         manifest[entry.name]["bias_frac_bits"] = cfg.bias_frac_bits

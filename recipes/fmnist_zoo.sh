@@ -2,36 +2,46 @@
 # Train and publish one Fashion-MNIST zoo family: the float teacher, W2U2 naive QAT, W2U2 MD and
 # W4U4 MD students trained as long as each other, then export each (packed weights, sha256, test top-1
 # as `mdsnn-zoo eval NAME` measures it) into mdsnn_zoo/zoo/. Every step resumes (--resume), so the
-# script can be rerun after an interruption; a finished step returns at once.
+# script can be rerun after an interruption; a finished step returns at once. Nothing is exported
+# until every variant has finished (the zoo never holds students of another teacher), and an entry
+# already exported from the same checkpoint is not exported again.
 #   recipes/fmnist_zoo.sh ARCH ARCH_KWARGS_JSON TEACHER_EPOCHS STUDENT_EPOCHS
-#   recipes/fmnist_zoo.sh vgg9 '{"width":0.5}' 8 2
+#   recipes/fmnist_zoo.sh vgg9 '{"width":0.5}' 40 10
 # Environment: VARIANTS (default "fp w2u2_qat w2u2_md w4u4_md": the entries to train and publish; the
 # teacher is trained, or found finished, in any case), TEACHER_RUN (the teacher's run folder under
 # RUNS, default ARCH.fmnist_t4_fp), STUDENT_ARGS (more flags for every student, e.g. "--grad-clip 5"),
-# RUNS (default runs).
+# TEACHER_ARGS (more flags for the teacher), SEED (default 0; another seed trains the students into
+# RUN_s<SEED> folders and exports nothing: a repeat to measure the spread), RUNS (default runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 arch=$1 kwargs=$2 teacher_epochs=$3 student_epochs=$4
 runs=${RUNS:-runs}
+seed=${SEED:-0}
 variants=" ${VARIANTS:-fp w2u2_qat w2u2_md w4u4_md} "
 base="$arch.fmnist_t4"
 teacher_run=${TEACHER_RUN:-${base}_fp}
 teacher="$runs/$teacher_run/best.safetensors"
 common=(--arch "$arch" --arch-kwargs "$kwargs" --checkpoint-every 200 --resume --no-progress)
 read -ra extra <<< "${STUDENT_ARGS:-}"
-student=(--epochs "$student_epochs" --lr 0.02 --warmup-epochs 0 "${extra[@]}")
+read -ra teacher_extra <<< "${TEACHER_ARGS:-}"
+student=(--epochs "$student_epochs" --lr 0.02 --warmup-epochs 0 --seed "$seed" "${extra[@]}")
+suffix=""
+[[ $seed == 0 ]] || suffix="_s$seed"
+exports=()
 
-run() {  # VARIANT RUN_DIR COMMAND...: train (or resume) into RUN_DIR, then publish it as zoo entry base_VARIANT
+quoted() { python -c 'import shlex, sys; print(shlex.join(sys.argv[1:]))' "$@"; }
+
+run() {  # VARIANT RUN_DIR COMMAND...: train (or resume) into RUN_DIR; queue its export as entry base_VARIANT
   local variant=$1 dir=$2; shift 2
   "$@" --out-dir "$dir"
-  python recipes/export_zoo.py "${base}_$variant" "$dir/best.safetensors" \
-    --recipe "$(python -c 'import shlex, sys; print(shlex.join(sys.argv[1:]))' "$@" --out-dir "$dir")"
+  exports+=("${base}_$variant" "$dir" "$(quoted "$@" --out-dir "$dir")")
 }
 
-if [[ $variants == *" fp "* ]]; then
-  run fp "$runs/$teacher_run" mdsnn-zoo train "${common[@]}" --epochs "$teacher_epochs" --lr 0.1
+teacher_cmd=(mdsnn-zoo train "${common[@]}" --epochs "$teacher_epochs" --lr 0.1 "${teacher_extra[@]}")
+if [[ $variants == *" fp "* && $seed == 0 ]]; then
+  run fp "$runs/$teacher_run" "${teacher_cmd[@]}"
 else
-  mdsnn-zoo train "${common[@]}" --epochs "$teacher_epochs" --lr 0.1 --out-dir "$runs/$teacher_run"
+  "${teacher_cmd[@]}" --out-dir "$runs/$teacher_run"
 fi
 for v in w2u2_qat w2u2_md w4u4_md; do
   [[ $variants == *" $v "* ]] || continue
@@ -40,5 +50,13 @@ for v in w2u2_qat w2u2_md w4u4_md; do
     w2u2_md) cmd=(mdsnn-zoo distill --teacher "$teacher" --w-bits 2 --u-bits 2) ;;
     w4u4_md) cmd=(mdsnn-zoo distill --teacher "$teacher" --w-bits 4 --u-bits 4) ;;
   esac
-  run "$v" "$runs/${base}_$v" "${cmd[@]}" "${common[@]}" "${student[@]}"
+  run "$v" "$runs/${base}_$v$suffix" "${cmd[@]}" "${common[@]}" "${student[@]}"
+done
+[[ $seed == 0 ]] || exit 0
+for ((i = 0; i < ${#exports[@]}; i += 3)); do  # teacher first: a student's membrane MSE is to the zoo teacher
+  name=${exports[i]} dir=${exports[i+1]} recipe=${exports[i+2]}
+  sha=$(sha256sum "$dir/best.safetensors" | cut -d' ' -f1)
+  if [[ -f $dir/exported && $(cat "$dir/exported") == "$sha" ]]; then continue; fi
+  python recipes/export_zoo.py "$name" "$dir/best.safetensors" --recipe "$recipe"
+  echo "$sha" > "$dir/exported"
 done

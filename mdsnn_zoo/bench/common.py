@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 import torch
 
+from mdsnn_zoo.precision import native_bf16
+
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
 
@@ -54,6 +56,27 @@ def time_ms(fn: Callable[[], object], device: torch.device, warmup: int = 2, bud
     return statistics.median(times)
 
 
+def time_interleaved_ms(fns: list[Callable[[], object]], device: torch.device, warmup: int = 2,
+                        budget_s: float = 1.0, min_rounds: int = 3, max_rounds: int = 30) -> list[float]:
+    """Median wall time of each of ``fns`` in milliseconds, timed in alternation (one call of each per
+    round) so that a machine whose speed drifts (other tenants, clocks) slows them all alike."""
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    synchronize(device)
+    times: list[list[float]] = [[] for _ in fns]
+    start = time.perf_counter()
+    rounds = 0
+    while rounds < min_rounds or (rounds < max_rounds and time.perf_counter() - start < budget_s):
+        for fn, ts in zip(fns, times, strict=True):
+            t0 = time.perf_counter()
+            fn()
+            synchronize(device)
+            ts.append((time.perf_counter() - t0) * 1e3)
+        rounds += 1
+    return [statistics.median(ts) for ts in times]
+
+
 def copy_bandwidth_gbs(device: torch.device, nbytes: int | None = None) -> float:
     """GB/s of a large float32 copy, counting bytes read plus bytes written.
 
@@ -68,7 +91,8 @@ def copy_bandwidth_gbs(device: torch.device, nbytes: int | None = None) -> float
 
 
 def describe_machine(device: torch.device) -> str:
-    """One line: the processor or GPU, threads, and the versions that matter."""
+    """One line: the processor (its vector capability, native bfloat16) or GPU, threads, and the
+    versions that matter."""
     import spikingjelly
 
     try:
@@ -80,7 +104,8 @@ def describe_machine(device: torch.device) -> str:
     if device.type == "cuda":
         what = torch.cuda.get_device_name(device)
     else:
-        what = _cpu_name() + f", {torch.get_num_threads()} threads"
+        what = (f"{_cpu_name()} ({torch.backends.cpu.get_cpu_capability()}, native bfloat16: "
+                f"{'yes' if native_bf16(device) else 'no'}), {torch.get_num_threads()} threads")
     return f"{what}; torch {torch.__version__}; spikingjelly {sj}; python {platform.python_version()}"
 
 

@@ -1,6 +1,11 @@
-"""Training throughput (images/s) of zoo architectures: built from QuantLIFNode against the same
-network built from SpikingJelly's ``LIFNode``, float; and the W2U2 student's MD step (teacher
-forward + student forward/backward with the membrane MSE fused into its neurons)."""
+"""Training throughput (images/s) of zoo architectures, through the trainer's own step function.
+
+For each network, in one run: its float training step and its W2U2 MD step (teacher forward,
+student forward and backward with the membrane MSE fused into its neurons) in the trainer's
+current layout (channels_last activations, the stem run once per image: ``SpikingNet.share_stem``)
+and in the layout used before (contiguous NCHW, the stem on every time step), with the ratio; and
+the float step of the same network built from SpikingJelly's ``LIFNode``.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +14,20 @@ import functools
 import inspect
 
 import torch
-import torch.nn.functional as F
-from spikingjelly.activation_based import functional, neuron
+from spikingjelly.activation_based import neuron
 from torch import nn
 
-from mdsnn_zoo.bench.common import describe_machine, markdown_table, time_ms
+from mdsnn_zoo.bench.common import describe_machine, markdown_table, time_interleaved_ms
 from mdsnn_zoo.data import dataset_info
-from mdsnn_zoo.distill import MDLoss, MembraneRecorder, MembraneTargets
+from mdsnn_zoo.distill import MDLoss
 from mdsnn_zoo.neuron import QuantLIFNode
+from mdsnn_zoo.precision import resolve_amp
 from mdsnn_zoo.quant import quantize_model
+from mdsnn_zoo.train import to_layout, train_step
 from mdsnn_zoo.zoo.registry import ENTRIES, build_entry_model
 
 DEFAULT = ["small_cnn.fmnist_t4_fp", "vgg9.fmnist_t4_fp", "resnet20.fmnist_t4_fp"]
+LAYOUTS = {"before": (False, False), "now": (True, True)}  # name: (channels_last, share_stem)
 
 
 def spikingjelly_twin(model: nn.Module, backend: str = "torch") -> nn.Module:
@@ -38,36 +45,21 @@ def spikingjelly_twin(model: nn.Module, backend: str = "torch") -> nn.Module:
     return twin
 
 
-def _amp(device: torch.device, on: bool):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=on)
+def _step(model: nn.Module, teacher: nn.Module | None, x, y, amp: bool):
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3, momentum=0.9)
+    return functools.partial(train_step, model, model, teacher, opt, x, y, MDLoss(), amp=amp)
 
 
-def _train_step(model, opt, x, y, amp):
-    functional.reset_net(model)
-    with _amp(x.device, amp):
-        loss = F.cross_entropy(model(x).float(), y)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
+def _laid_out(model: nn.Module, layout: str) -> nn.Module:
+    channels_last, share_stem = LAYOUTS[layout]
+    model.share_stem = share_stem
+    return to_layout(model, channels_last)
 
 
-def _md_step(student, teacher, opt, x, y, amp, loss_fn):
-    functional.reset_net(student)
-    functional.reset_net(teacher)
-    with _amp(x.device, amp):
-        with MembraneRecorder(teacher) as rec, torch.no_grad():
-            t_logits = teacher(x)
-        with MembraneTargets(student, rec.membranes) as targets:
-            logits = student(x)
-        loss, _ = loss_fn(logits, y, t_logits, membrane_loss=targets.loss())
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
-
-
-def run(device: str = "cpu", names: list[str] | None = None, batch_size: int = 64, amp: bool = True,
+def run(device: str = "cpu", names: list[str] | None = None, batch_size: int = 64, amp: bool | None = None,
         budget_s: float = 5.0, log=print) -> str:
     dev = torch.device(device)
+    amp, precision = resolve_amp(amp, dev)
     sj_backend = "cupy" if dev.type == "cuda" and "cupy" in QuantLIFNode.available_backends() else "torch"
     rows = []
     for name in names or DEFAULT:
@@ -75,31 +67,35 @@ def run(device: str = "cpu", names: list[str] | None = None, batch_size: int = 6
         info = dataset_info(e.dataset)
         x = torch.rand(batch_size, *info.input_shape, device=dev)
         y = torch.randint(0, info.num_classes, (batch_size,), device=dev)
-        ours = build_entry_model(e).to(dev).train()
-        sj = spikingjelly_twin(ours, sj_backend).train()
-        speeds = []
-        for model in (ours, sj):
-            opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-            ms = time_ms(functools.partial(_train_step, model, opt, x, y, amp), dev, warmup=2, budget_s=budget_s,
-                         min_repeats=3)
-            speeds.append(batch_size / (ms * 1e-3))
-        teacher = ours.eval().requires_grad_(False)
-        functional.reset_net(teacher)  # drop the last step's state (a graph node) before it is copied
-        student = quantize_model(teacher, 2, 2).train()
-        opt = torch.optim.SGD(student.parameters(), lr=1e-3, momentum=0.9)
-        ms = time_ms(functools.partial(_md_step, student, teacher, opt, x, y, amp, MDLoss()), dev, warmup=2,
-                     budget_s=budget_s, min_repeats=3)
-        md = batch_size / (ms * 1e-3)
+        steps = {}
+        for layout in LAYOUTS:
+            torch.manual_seed(0)
+            net = _laid_out(build_entry_model(e).to(dev).train(), layout)
+            steps["fp", layout] = _step(net, None, x, y, amp)
+            teacher = copy.deepcopy(net).eval().requires_grad_(False)
+            student = _laid_out(quantize_model(teacher, 2, 2).train(), layout)
+            steps["md", layout] = _step(student, teacher, x, y, amp)
+        ours = steps["fp", "now"].args[0]
+        steps["sj", "now"] = _step(spikingjelly_twin(ours, sj_backend).train(), None, x, y, amp)
+        ms = time_interleaved_ms(list(steps.values()), dev, budget_s=budget_s)
+        speed = {key: batch_size / (t * 1e-3) for key, t in zip(steps, ms, strict=True)}
+        fp = {k: speed["fp", k] for k in LAYOUTS}
+        md = {k: speed["md", k] for k in LAYOUTS}
+        sj = speed["sj", "now"]
         params = sum(p.numel() for p in ours.parameters())
-        row = [e.arch, str(e.arch_kwargs or "-"), f"{params / 1e6:.2f} M", f"{speeds[0]:.0f}", f"{speeds[1]:.0f}",
-               f"{speeds[0] / speeds[1]:.2f}x", f"{md:.0f}"]
+        row = [e.arch, str(e.arch_kwargs or "-"), f"{params / 1e6:.2f} M",
+               f"{fp['before']:.0f}", f"{fp['now']:.0f}", f"{fp['now'] / fp['before']:.2f}x",
+               f"{md['before']:.0f}", f"{md['now']:.0f}", f"{md['now'] / md['before']:.2f}x",
+               f"{sj:.0f}", f"{fp['now'] / sj:.2f}x"]
         rows.append(row)
         log(" | ".join(row))
-    intro = (f"Machine: {describe_machine(dev)}. Training throughput in images/s (median step), "
-             f"batch {batch_size}, T=4, {'bfloat16 autocast' if amp else 'float32'}, SGD; inputs of each "
-             f"entry's data set. 'SpikingJelly' is the same network with `LIFNode`. "
-             "'W2U2 MD' is one distillation step: teacher forward, student forward and backward with the "
-             "membrane MSE fused into its neurons.")
-    header = ["arch", "arch kwargs", "params", "QuantLIFNode (float)", "SpikingJelly LIFNode", "ratio",
-              "W2U2 MD step"]
+    intro = (f"Machine: {describe_machine(dev)}. Training throughput in images/s (median step of the "
+             f"trainer's `train_step`, the five steps timed in alternation), batch {batch_size}, T=4, "
+             f"{precision}, SGD; inputs of each entry's data set. 'before': contiguous NCHW activations, "
+             "the stem convolution on every time step; 'now': channels_last activations, the stem once per "
+             "image (`SpikingNet.share_stem`). 'W2U2 MD': one distillation step (teacher forward, student "
+             "forward and backward with the membrane MSE fused into its neurons). 'SpikingJelly': the same "
+             "float network with `LIFNode`, in the 'now' layout.")
+    header = ["arch", "arch kwargs", "params", "float before", "float now", "speed-up", "W2U2 MD before",
+              "W2U2 MD now", "speed-up", "SpikingJelly LIFNode", "QuantLIFNode / LIFNode"]
     return intro + "\n\n" + markdown_table(header, rows) + "\n"

@@ -28,7 +28,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, defaults: dict) -> Non
         flag = "--" + f.name.replace("_", "-")
         default = defaults.get(f.name, f.default if f.default is not dataclasses.MISSING else None)
         hint = hints[f.name]
-        if hint is bool:
+        if hint in (bool, bool | None):  # bool | None: unset lets the run decide (--amp: the hardware)
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
         elif hint in (int | None,):
             parser.add_argument(flag, type=_parse_optional_int, default=default, metavar="N")

@@ -40,7 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="zoo entries whose architecture and data shape to time (default: the Fashion-MNIST "
                        "teachers)")
     train.add_argument("--batch-size", type=int, default=64)
-    train.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True)
+    train.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                       help="bfloat16 autocast (default: where the hardware runs bfloat16 natively)")
     train.add_argument("--budget", type=float, default=5.0)
     train.add_argument("--out", type=Path, default=None)
 

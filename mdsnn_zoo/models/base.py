@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import torch
-from spikingjelly.activation_based import functional
+from spikingjelly.activation_based import base, functional
 from torch import nn
 
 from mdsnn_zoo.data.encoding import to_time_major
+
+
+def _stateless(module: nn.Module) -> bool:
+    return not any(isinstance(m, base.MemoryModule) for m in module.modules())
 
 
 class SpikingNet(nn.Module):
@@ -16,6 +20,12 @@ class SpikingNet(nn.Module):
     ``[N, T, C, H, W]`` (event frames), or already time-major ``[T, N, C, H, W]`` when
     ``time_major=True``. Output: logits ``[N, classes]``. Call ``functional.reset_net`` between
     batches (the trainer and ``evaluate`` do).
+
+    ``share_stem`` (default True): a static image is the same at every step, so the stateless layers
+    before the first neuron (the stem's convolution and batch norm) run once on ``[1, N, ...]`` and
+    their output is repeated over T as a stride-0 view: the same values (a batch norm's batch
+    statistics of T copies are those of one), a quarter of the stem's work at T=4. False runs the
+    stem on all T copies.
     """
 
     def __init__(self, features: nn.Module, head: nn.Module, time_steps: int) -> None:
@@ -25,9 +35,27 @@ class SpikingNet(nn.Module):
         self.features = features
         self.head = head
         self.time_steps = time_steps
+        self.share_stem = True
         functional.set_step_mode(self, "m")
 
+    def _stem_length(self) -> int:
+        """How many leading children of ``features`` hold no state (0 unless it is a Sequential)."""
+        if not isinstance(self.features, nn.Sequential):
+            return 0
+        n = 0
+        for child in self.features:
+            if not _stateless(child):
+                break
+            n += 1
+        return n
+
     def forward(self, x: torch.Tensor, time_major: bool = False) -> torch.Tensor:
-        x_seq = x if time_major else to_time_major(x, self.time_steps)  # [T, N, C, H, W]
-        out = self.head(self.features(x_seq))  # [T, N, classes]
+        stem = self._stem_length() if self.share_stem and not time_major and x.ndim == 4 else 0
+        if stem:
+            once = self.features[:stem](x.unsqueeze(0))  # [1, N, C', H', W']: the stem on one step
+            x_seq = once.expand(self.time_steps, *once.shape[1:])  # [T, N, C', H', W'], stride 0 over T
+            out = self.head(self.features[stem:](x_seq))
+        else:
+            x_seq = x if time_major else to_time_major(x, self.time_steps)  # [T, N, C, H, W]
+            out = self.head(self.features(x_seq))  # [T, N, classes]
         return out.mean(0)
