@@ -266,3 +266,31 @@ def test_spikingjelly_0_0_0_0_14(tmp_path):
                          capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "legacy ok" in out.stdout
+
+
+@pytest.mark.parametrize("u_bits", [None, 2, 4])
+def test_channels_last_input_runs_in_memory_order_with_the_same_results(u_bits):
+    """A channels_last [T, N, C, H, W] sequence gives what the contiguous one gives (spikes, state, H,
+    fused membrane MSE, input gradient) and its outputs keep the input's layout, with no copy."""
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(3, 2, 5, 6, 7, generator=gen) * 1.5
+    target = torch.randn(3, 2, 5, 6, 7, generator=gen) * 0.5
+
+    def channels_last(t):
+        return t.flatten(0, 1).contiguous(memory_format=torch.channels_last).view(t.shape)
+
+    results = []
+    for inp, tgt in ((x, target), (channels_last(x), channels_last(target))):
+        node = QuantLIFNode(step_mode="m", u_bits=u_bits, store_h_seq=True, backend="torch")
+        leaf = inp.clone().requires_grad_()
+        node.membrane_target = tgt
+        s = node(leaf)
+        s2 = node(leaf)  # a second call continues from the stored state
+        ((s + 2 * s2) * torch.linspace(-1, 1, s.numel()).view(s.shape)).sum().add(node.membrane_mse).backward()
+        results.append((s, s2, node.v, node.h_seq, node.membrane_mse.detach(), leaf.grad))
+        functional.detach_net(node)  # the state is not a view: SpikingJelly detaches it in place
+    (a, b) = results
+    assert b[0].stride() == channels_last(x).stride()  # spikes laid out like the input
+    assert b[2].shape == x.shape[1:]
+    for want, got in zip(a, b, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)

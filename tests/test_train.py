@@ -194,3 +194,31 @@ def test_surrogate_shift_reaches_the_student_and_changes_its_update(data_root, t
     with pytest.raises(MdsnnError, match="surrogate_shift must be a finite number"):
         train(_cfg(data_root, tmp_path / "nan", method="qat", init=str(start / "last.safetensors"), w_bits=4,
                    u_bits=4, max_steps=1, surrogate_shift=float("nan")), log=lambda *_: None)
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_autocast_defaults_to_what_the_hardware_runs_natively(data_root, tmp_path, monkeypatch, native):
+    from mdsnn_zoo import precision
+
+    monkeypatch.setattr(precision, "native_bf16", lambda device: native)
+    cpu = torch.device("cpu")
+    assert precision.resolve_amp(None, cpu)[0] is native
+    assert precision.resolve_amp(True, cpu)[0] is True and precision.resolve_amp(False, cpu)[0] is False
+    lines = []
+    train(_cfg(data_root, tmp_path / "run", amp=None, max_steps=2), log=lines.append)
+    chosen = [line for line in lines if line.startswith("precision:")]
+    assert len(chosen) == 1 and ("bfloat16" if native else "float32") in chosen[0]
+    info = ckpt.read_checkpoint(tmp_path / "run" / "last.safetensors")[1]["info"]
+    assert info["config"]["amp"] is native and info["precision"] == chosen[0].removeprefix("precision: ")
+    assert "threads" in info["machine"]
+
+
+def test_amp_flag_is_unset_unless_given():
+    import argparse
+
+    from mdsnn_zoo.cli._train_args import add_config_arguments
+
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser, {})
+    assert parser.parse_args([]).amp is None
+    assert parser.parse_args(["--amp"]).amp is True and parser.parse_args(["--no-amp"]).amp is False

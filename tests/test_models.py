@@ -1,0 +1,52 @@
+"""The zoo's networks: running the stem once per image (``SpikingNet.share_stem``) and in channels_last
+layout computes what the plain NCHW network running the stem on every time step computes."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from spikingjelly.activation_based import functional
+
+from mdsnn_zoo.models import build_model
+from mdsnn_zoo.quant import quantize_model
+
+
+def _grads_and_logits(net, x, y):
+    functional.reset_net(net)
+    net.zero_grad(set_to_none=True)
+    logits = net(x)
+    F.cross_entropy(logits, y).backward()
+    return logits.detach(), {n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("arch", ["vgg9", "resnet20", "ms_resnet18", "small_cnn"])
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("w_bits", [None, 2])
+def test_shared_stem_and_channels_last_change_nothing(arch, channels_last, w_bits):
+    torch.manual_seed(0)
+    kwargs = {"width": 8} if arch == "small_cnn" else {"width": 0.25}
+    net = build_model(arch, num_classes=5, in_channels=1, time_steps=3, input_size=16, backend="torch", **kwargs)
+    if w_bits is not None:
+        net = quantize_model(net.eval(), w_bits, w_bits).train()
+    x, y = torch.randn(6, 1, 16, 16), torch.randint(0, 5, (6,))
+    plain = copy.deepcopy(net)
+    plain.share_stem = False
+    fast = copy.deepcopy(net)
+    assert fast.share_stem
+    if channels_last:
+        fast = fast.to(memory_format=torch.channels_last)
+    want_logits, want_grads = _grads_and_logits(plain.train(), x, y)
+    got_logits, got_grads = _grads_and_logits(fast.train(), x, y)
+    torch.testing.assert_close(got_logits, want_logits, rtol=1e-4, atol=1e-5)
+    assert got_grads.keys() == want_grads.keys()
+    for name in want_grads:
+        torch.testing.assert_close(got_grads[name], want_grads[name], rtol=1e-3, atol=1e-5, msg=name)
+    for a, b in zip(plain.buffers(), fast.buffers(), strict=True):  # batch-norm running statistics
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6)
+    with torch.no_grad():  # and in eval mode, on running statistics
+        functional.reset_net(plain)
+        functional.reset_net(fast)
+        torch.testing.assert_close(fast.eval()(x), plain.eval()(x), rtol=1e-4, atol=1e-5)
