@@ -76,3 +76,66 @@ def plot_membranes(membranes: Mapping[str, torch.Tensor], layer: str, path: str 
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def validation_curve(run_dir: str | Path) -> tuple[list[float], list[float]]:
+    """(epochs, validation top-1 %) of a training run folder, from its ``log.csv`` (steps and the
+    epoch each fell in, which gives the steps per epoch) and ``epochs.csv`` (step, top-1 per check)."""
+    import csv
+
+    run = Path(run_dir)
+    try:
+        with open(run / "log.csv", newline="") as f:
+            first_epoch = [int(r["step"]) for r in csv.DictReader(f) if r["epoch"] == "0"]
+        with open(run / "epochs.csv", newline="") as f:
+            checks = {int(r["step"]): float(r["val_top1"]) for r in csv.DictReader(f)}  # a resume rewrites a step
+    except (OSError, KeyError, ValueError) as err:
+        raise MdsnnError(f"{run} is not a readable training run folder (log.csv, epochs.csv): {err}") from None
+    if not first_epoch or not checks:
+        raise MdsnnError(f"{run} has not finished an epoch yet: no validation top-1 to plot")
+    steps_per_epoch = max(first_epoch)
+    steps = sorted(checks)
+    return [s / steps_per_epoch for s in steps], [checks[s] for s in steps]
+
+
+def _run_label(run: Path) -> tuple[str, str]:
+    """(family, variant) of a run folder from its ``config.json``: ('vgg9 width 0.5', 'W2U2 md')."""
+    import json
+
+    cfg = json.loads((run / "config.json").read_text())
+    kwargs = " ".join(f"{k} {v}" for k, v in sorted(cfg.get("arch_kwargs", {}).items()))
+    family = f"{cfg['arch']} {kwargs}".strip()
+    bits = "" if cfg.get("w_bits") is None else f"W{cfg['w_bits']}U{cfg['u_bits']} "
+    seed = f" (seed {cfg['seed']})" if cfg.get("seed") else ""
+    return family, f"{bits}{cfg['method']}{seed}"
+
+
+def plot_curves(runs: list[str | Path], path: str | Path, title: str | None = None) -> Path:
+    """PNG: validation top-1 per epoch of each run, one panel per architecture family."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by_family: dict[str, list[tuple[str, list[float], list[float]]]] = {}
+    for run in map(Path, runs):
+        family, variant = _run_label(run)
+        epochs, top1 = validation_curve(run)
+        by_family.setdefault(family, []).append((variant, epochs, top1))
+    fig, axes = plt.subplots(1, len(by_family), figsize=(6 * len(by_family), 4.2), squeeze=False)
+    for ax, (family, curves) in zip(axes[0], by_family.items(), strict=True):
+        for variant, epochs, top1 in curves:
+            ax.plot(epochs, top1, marker=".", label=f"{variant} (best {max(top1):.2f})")
+        ax.set_title(family)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("validation top-1 (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -222,3 +222,19 @@ def test_amp_flag_is_unset_unless_given():
     add_config_arguments(parser, {})
     assert parser.parse_args([]).amp is None
     assert parser.parse_args(["--amp"]).amp is True and parser.parse_args(["--no-amp"]).amp is False
+
+
+def test_validation_curves_of_runs(data_root, tmp_path):
+    from mdsnn_zoo.cli import main
+    from mdsnn_zoo.plot import validation_curve
+
+    train(_cfg(data_root, tmp_path / "fp", epochs=2), log=lambda *_: None)
+    epochs, top1 = validation_curve(tmp_path / "fp")
+    logged = [float(r.split(",")[1]) for r in (tmp_path / "fp" / "epochs.csv").read_text().splitlines()[1:]]
+    assert epochs == [1.0, 2.0] and top1 == logged
+    png = tmp_path / "curves.png"
+    assert main(["plot", "curves", str(tmp_path / "fp"), "--out", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(MdsnnError, match="not a readable training run folder"):
+        validation_curve(tmp_path / "empty")

@@ -1,10 +1,11 @@
-"""``mdsnn-zoo plot membranes``: one layer's membrane traces and histograms, teacher vs students."""
+"""``mdsnn-zoo plot membranes | curves``: one layer's membrane traces and histograms, teacher vs
+students; validation top-1 per epoch of training runs."""
 
 from __future__ import annotations
 
 import argparse
 
-HELP = "draw figures (plot membranes: teacher vs naive-QAT vs MD student)"
+HELP = "draw figures (plot membranes: teacher vs naive-QAT vs MD student; plot curves: validation top-1)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,9 +21,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", default=None)
     p.add_argument("--samples", type=int, default=64)
     p.add_argument("--out", default="membranes.png")
+    c = sub.add_parser("curves", help="validation top-1 per epoch of training runs",
+                       description="One panel per architecture family, one line per run folder.")
+    c.add_argument("runs", nargs="+", help="run folders (with log.csv, epochs.csv, config.json)")
+    c.add_argument("--title", default=None)
+    c.add_argument("--out", default="curves.png")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.figure == "curves":
+        from mdsnn_zoo.plot import plot_curves
+
+        print(plot_curves(args.runs, args.out, args.title))
+        return 0
     import torch
     from torch.utils.data import DataLoader
 
