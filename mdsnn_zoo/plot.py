@@ -70,6 +70,13 @@ def plot_membranes(membranes: Mapping[str, torch.Tensor], layer: str, path: str 
     merged.legend()
     axes[0, 0].legend(fontsize=8)
     fig.suptitle(f"Membrane potentials of layer {layer!r}: teacher vs quantized students")
+    return _save(fig, path)
+
+
+def _save(fig, path: str | Path) -> Path:
+    """Write ``fig`` as a PNG at ``path`` (folders made) and close it."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -133,9 +140,4 @@ def plot_curves(runs: list[str | Path], path: str | Path, title: str | None = No
         ax.legend(fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
