@@ -5,6 +5,7 @@ Public API::
     from mdsnn_zoo import list_models, create_model, get_weights      # the zoo
     from mdsnn_zoo import get_dataset, dataset_info, list_datasets    # data
     from mdsnn_zoo import QuantLIFNode                                # the neuron
+    from mdsnn_zoo import MdsnnError, InvalidValueError, UnknownNameError, ...   # errors (also ValueError, KeyError...)
 
 Everything that needs torch and SpikingJelly is imported on first use, so ``import mdsnn_zoo`` and
 the command line stay quick.
@@ -15,7 +16,17 @@ from __future__ import annotations
 __version__ = "0.1.0.dev0"
 
 from mdsnn_zoo.data import DatasetInfo, dataset_info, get_dataset, list_datasets
-from mdsnn_zoo.errors import CorruptFileError, DatasetNotFoundError, MdsnnError
+from mdsnn_zoo.errors import (
+    CorruptFileError,
+    DatasetNotFoundError,
+    DownloadError,
+    InvalidTypeError,
+    InvalidValueError,
+    MdsnnError,
+    UnknownNameError,
+    UsageError,
+    WeightsNotFoundError,
+)
 
 _LAZY = {"QuantLIFNode": "mdsnn_zoo.neuron", "list_models": "mdsnn_zoo.zoo.registry",
          "create_model": "mdsnn_zoo.zoo.registry", "get_weights": "mdsnn_zoo.zoo.registry"}
@@ -38,7 +49,13 @@ __all__ = [
     "QuantLIFNode",
     "DatasetInfo",
     "DatasetNotFoundError",
+    "DownloadError",
+    "InvalidTypeError",
+    "InvalidValueError",
     "MdsnnError",
+    "UnknownNameError",
+    "UsageError",
+    "WeightsNotFoundError",
     "dataset_info",
     "get_dataset",
     "list_datasets",

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mdsnn_zoo.errors import MdsnnError
+from mdsnn_zoo.errors import InvalidValueError, UnknownNameError, UsageError
 from mdsnn_zoo.neuron import QuantLIFNode
 
 _MSE_MODULES = {"torch": "mdsnn_zoo.kernels.mse_reference", "triton": "mdsnn_zoo.kernels.mse_triton",
@@ -54,11 +54,11 @@ class MembraneRecorder:
     def __init__(self, model: nn.Module, layers: Iterable[str] | None = None) -> None:
         nodes = {n: m for n, m in model.named_modules() if isinstance(m, QuantLIFNode)}
         if not nodes:
-            raise MdsnnError("MembraneRecorder needs a model with QuantLIFNode layers; this one has none")
+            raise InvalidValueError("MembraneRecorder needs a model with QuantLIFNode layers; this one has none")
         names = list(nodes) if layers is None else list(layers)
         unknown = [n for n in names if n not in nodes]
         if unknown:
-            raise MdsnnError(f"no QuantLIFNode named {unknown[0]!r}; the model has {', '.join(nodes)}")
+            raise UnknownNameError(f"no QuantLIFNode named {unknown[0]!r}; the model has {', '.join(nodes)}")
         self.model = model
         self.nodes = {n: nodes[n] for n in names}
         self._steps: dict[str, list[torch.Tensor]] = OrderedDict((n, []) for n in names)
@@ -124,10 +124,10 @@ class MembraneTargets:
         names = list(teacher_membranes) if layers is None else list(layers)
         missing = [n for n in names if n not in nodes or n not in teacher_membranes]
         if missing:
-            raise MdsnnError(f"layer {missing[0]!r} is not a QuantLIFNode of the student with a teacher "
-                             f"membrane; student layers: {', '.join(nodes)}")
+            raise UnknownNameError(f"layer {missing[0]!r} is not a QuantLIFNode of the student with a teacher "
+                                   f"membrane; student layers: {', '.join(nodes)}")
         if not names:
-            raise MdsnnError("MembraneTargets got no teacher membranes: record the teacher first")
+            raise InvalidValueError("MembraneTargets got no teacher membranes: record the teacher first")
         self.nodes = {n: nodes[n] for n in names}
         self.targets = {n: teacher_membranes[n] for n in names}
 
@@ -146,7 +146,7 @@ class MembraneTargets:
         losses = []
         for name, node in self.nodes.items():
             if node.membrane_mse is None:
-                raise MdsnnError(f"layer {name!r} did not run with its target: call the student inside the "
+                raise UsageError(f"layer {name!r} did not run with its target: call the student inside the "
                                  "MembraneTargets block")
             losses.append(node.membrane_mse)
         return torch.stack(losses).mean()
@@ -159,11 +159,11 @@ def _mse_backend(name: str) -> ModuleType:
 
 def _pick_mse_backend(backend: str, device: torch.device) -> str:
     if backend not in ("auto", *_MSE_MODULES):
-        raise MdsnnError(f"unknown membrane_mse backend {backend!r}: choose 'auto', 'torch', 'triton' "
-                         "or 'cupy'")
+        raise InvalidValueError(f"unknown membrane_mse backend {backend!r}: choose 'auto', 'torch', 'triton' "
+                                "or 'cupy'")
     if backend != "auto":
         if backend == "cupy" and device.type != "cuda":
-            raise MdsnnError("membrane_mse backend 'cupy' needs CUDA tensors")
+            raise InvalidValueError("membrane_mse backend 'cupy' needs CUDA tensors")
         return backend
     if device.type == "cuda":
         available = QuantLIFNode.available_backends()
@@ -213,15 +213,15 @@ def membrane_mse(student: Mapping[str, torch.Tensor], teacher: Mapping[str, torc
     """
     names = list(student) if layers is None else list(layers)
     if not names:
-        raise MdsnnError("membrane_mse got no layers: record the student with MembraneRecorder first")
+        raise InvalidValueError("membrane_mse got no layers: record the student with MembraneRecorder first")
     for name in names:
         if name not in student or name not in teacher:
-            side = "student" if name not in student else "teacher"
-            raise MdsnnError(f"layer {name!r} has no recorded {side} membrane; recorded: "
-                             f"{', '.join(student)}")
+            side, recorded = ("student", student) if name not in student else ("teacher", teacher)
+            raise UnknownNameError(f"layer {name!r} has no recorded {side} membrane; the {side} recorded: "
+                                   f"{', '.join(recorded) or 'nothing'}")
         if student[name].shape != teacher[name].shape:
-            raise MdsnnError(f"layer {name!r}: student membrane {tuple(student[name].shape)} and teacher "
-                             f"membrane {tuple(teacher[name].shape)} differ in shape")
+            raise InvalidValueError(f"layer {name!r}: student membrane {tuple(student[name].shape)} and teacher "
+                                    f"membrane {tuple(teacher[name].shape)} differ in shape")
     s = [student[n] for n in names]
     clip = clip or {}
     t = [teacher[n].detach().clamp(*clip[n]) if n in clip else teacher[n].detach() for n in names]
@@ -243,7 +243,7 @@ class MDLoss(nn.Module):
                  mem_weight: float = 1.0, layers: Iterable[str] | None = None, backend: str = "auto") -> None:
         super().__init__()
         if temperature <= 0:
-            raise MdsnnError(f"temperature must be > 0, got {temperature}")
+            raise InvalidValueError(f"temperature must be > 0, got {temperature}")
         self.ce_weight, self.kd_weight, self.temperature = ce_weight, kd_weight, temperature
         self.mem_weight, self.backend = mem_weight, backend
         self.layers = None if layers is None else list(layers)

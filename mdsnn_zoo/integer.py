@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mdsnn_zoo.errors import MdsnnError
+from mdsnn_zoo.errors import InvalidTypeError, InvalidValueError
 from mdsnn_zoo.kernels.lif_reference import grid_constants
 from mdsnn_zoo.neuron import QuantLIFNode
 from mdsnn_zoo.quant import QuantConv2d, QuantLinear
@@ -36,15 +36,15 @@ from mdsnn_zoo.quant import QuantConv2d, QuantLinear
 def _exponent(x: torch.Tensor) -> torch.Tensor:
     e = torch.log2(x.detach())
     if not torch.equal(e, e.round()):
-        raise MdsnnError("integer inference needs power-of-two scales: build the student with "
-                         "quantize_model(..., pot=True)")
+        raise InvalidValueError("integer inference needs power-of-two scales: build the student with "
+                                "quantize_model(..., pot=True)")
     return e.round().to(torch.int64)
 
 
 def _int_conv(x: torch.Tensor, w: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     """int64 convolution: ``x [B, Cin, H, W]``, ``w [Cout, Cin, kh, kw]`` (groups=1, dilation=1)."""
     if conv.groups != 1 or conv.dilation != (1, 1) or conv.padding_mode != "zeros":
-        raise MdsnnError("integer_forward supports plain convolutions (groups=1, dilation=1, zero padding)")
+        raise InvalidValueError("integer_forward supports plain convolutions (groups=1, dilation=1, zero padding)")
     ph, pw = conv.padding
     sh, sw = conv.stride
     kh, kw = w.shape[2:]
@@ -64,7 +64,7 @@ def _int_maxpool(x: torch.Tensor, pool: nn.MaxPool2d) -> torch.Tensor:
     stride = pool.stride or pool.kernel_size
     sh, sw = (stride,) * 2 if isinstance(stride, int) else stride
     if pool.padding not in (0, (0, 0)) or pool.dilation not in (1, (1, 1)):
-        raise MdsnnError("integer_forward supports MaxPool2d without padding or dilation")
+        raise InvalidValueError("integer_forward supports MaxPool2d without padding or dilation")
     oh, ow = (x.shape[2] - kh) // sh + 1, (x.shape[3] - kw) // sw + 1
     out = torch.zeros(x.shape[0], x.shape[1], oh, ow, dtype=torch.int64)
     for i in range(kh):
@@ -79,10 +79,10 @@ def _integer_lif(node: QuantLIFNode, acc: torch.Tensor, e_w: torch.Tensor, bias:
     ``bias`` = (codes ``[C]``, fraction bits f): the bias is ``codes · Δ / 2^f``."""
     p = node.params
     if p.u_bits is None:
-        raise MdsnnError("integer_forward needs every LIF layer after the input layer quantized")
+        raise InvalidValueError("integer_forward needs every LIF layer after the input layer quantized")
     k = math.log2(p.tau)
     if k != round(k):
-        raise MdsnnError(f"integer inference needs tau a power of two (the leak is a shift); got {p.tau}")
+        raise InvalidValueError(f"integer inference needs tau a power of two (the leak is a shift); got {p.tau}")
     k = int(k)
     delta = node.step_in_use().detach()
     e = int(_exponent(delta))
@@ -118,7 +118,7 @@ def integer_forward(student: nn.Sequential, x_seq: torch.Tensor) -> list[torch.T
     after it only int64 arithmetic is used. The student must be in multi-step mode.
     """
     if not isinstance(student, nn.Sequential):
-        raise MdsnnError("integer_forward takes an nn.Sequential student")
+        raise InvalidTypeError("integer_forward takes an nn.Sequential student")
     out: list[torch.Tensor] = []
     cur = x_seq
     pending = None  # (acc, weight exponents, bias codes, channel dim) waiting for its neuron
@@ -131,7 +131,7 @@ def integer_forward(student: nn.Sequential, x_seq: torch.Tensor) -> list[torch.T
             continue
         if isinstance(module, (QuantConv2d, QuantLinear)):
             if pending is not None:
-                raise MdsnnError("two quantized layers without a LIF neuron between them")
+                raise InvalidValueError("two quantized layers without a LIF neuron between them")
             codes = module.weight_quant.codes(module.weight)
             e_w = _exponent(module.weight_quant.step(module.weight))
             bias = module.bias_codes()
@@ -147,7 +147,7 @@ def integer_forward(student: nn.Sequential, x_seq: torch.Tensor) -> list[torch.T
                 pending = (acc.view(T, N, -1), e_w, bias, cur.ndim - 1)
         elif isinstance(module, QuantLIFNode):
             if pending is None:
-                raise MdsnnError("a LIF neuron without a quantized layer before it")
+                raise InvalidValueError("a LIF neuron without a quantized layer before it")
             cur = _integer_lif(module, *pending)
             pending = None
             out.append(cur)
@@ -155,12 +155,12 @@ def integer_forward(student: nn.Sequential, x_seq: torch.Tensor) -> list[torch.T
             continue
         elif isinstance(module, nn.Flatten):
             if pending is not None:
-                raise MdsnnError("Flatten between a quantized layer and its neuron is not supported")
+                raise InvalidValueError("Flatten between a quantized layer and its neuron is not supported")
             cur = cur.flatten(2)
         elif isinstance(module, nn.MaxPool2d):
             T, N = cur.shape[:2]
             pooled = _int_maxpool(cur.flatten(0, 1), module)
             cur = pooled.view(T, N, *pooled.shape[1:])
         else:
-            raise MdsnnError(f"integer_forward does not support {type(module).__name__}")
+            raise InvalidValueError(f"integer_forward does not support {type(module).__name__}")
     return out

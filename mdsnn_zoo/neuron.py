@@ -21,6 +21,7 @@ from spikingjelly.activation_based import base, surrogate
 from torch import nn
 
 from mdsnn_zoo._ste import grad_scale, pow2_ste
+from mdsnn_zoo.errors import InvalidTypeError, InvalidValueError
 from mdsnn_zoo.kernels.lif_reference import LIFParams, grid_constants, lif_autograd
 
 BACKENDS = ("torch", "inductor", "triton", "cupy")
@@ -77,8 +78,8 @@ def _resolve_surrogate(fn: object | None) -> tuple[str | None, float, Callable |
     if fn is None:
         return "atan", 2.0, surrogate.ATan(alpha=2.0)
     if not callable(fn):
-        raise TypeError(f"surrogate_function must be a SpikingJelly surrogate (e.g. surrogate.ATan()), "
-                        f"got {fn!r}")
+        raise InvalidTypeError(f"surrogate_function must be a SpikingJelly surrogate (e.g. surrogate.ATan()), "
+                               f"got {fn!r}")
     kind = _KNOWN_SURROGATES.get(type(fn).__name__)
     alpha = getattr(fn, "alpha", None)
     if kind is None or not getattr(fn, "spiking", True) or not isinstance(alpha, (int, float)):
@@ -160,15 +161,15 @@ class QuantLIFNode(base.MemoryModule):
     ) -> None:
         super().__init__()
         if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not tau > 1:
-            raise ValueError(f"tau must be a number > 1 (the membrane time constant), got {tau!r}")
+            raise InvalidValueError(f"tau must be a number > 1 (the membrane time constant), got {tau!r}")
         for name, value in (("v_threshold", v_threshold), ("v_reset", v_reset)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
                                       or not math.isfinite(value)):
-                raise ValueError(f"{name} must be a finite number, got {value!r}")
+                raise InvalidValueError(f"{name} must be a finite number, got {value!r}")
         if v_reset is not None and v_reset >= v_threshold:
-            raise ValueError(f"v_reset ({v_reset}) must be below v_threshold ({v_threshold})")
+            raise InvalidValueError(f"v_reset ({v_reset}) must be below v_threshold ({v_threshold})")
         if step_mode not in ("s", "m"):
-            raise ValueError(f"step_mode must be 's' (single-step) or 'm' (multi-step), got {step_mode!r}")
+            raise InvalidValueError(f"step_mode must be 's' (single-step) or 'm' (multi-step), got {step_mode!r}")
         self.tau = float(tau)
         self.decay_input = bool(decay_input)
         self.v_threshold = float(v_threshold)
@@ -206,8 +207,8 @@ class QuantLIFNode(base.MemoryModule):
         """Quantize the membrane to ``u_bits`` (2..8; None: full precision); (re)initialises ``delta``."""
         if u_bits is not None and (isinstance(u_bits, bool) or not isinstance(u_bits, int)
                                    or not 2 <= u_bits <= 8):
-            raise ValueError(f"u_bits must be an int from 2 to 8, or None for a float membrane; "
-                             f"got {u_bits!r}")
+            raise InvalidValueError(f"u_bits must be an int from 2 to 8, or None for a float membrane; "
+                                    f"got {u_bits!r}")
         self.u_bits = u_bits
         if u_bits is None:
             self.delta = None
@@ -219,18 +220,18 @@ class QuantLIFNode(base.MemoryModule):
         """Where a quantized membrane's surrogate is evaluated: None at qΔ, S at (h + S)Δ (grid units)."""
         if shift is not None:
             if isinstance(shift, bool) or not isinstance(shift, (int, float)) or not math.isfinite(shift):
-                raise ValueError(f"surrogate_shift must be a finite number (grid steps) or None, got {shift!r}")
+                raise InvalidValueError(f"surrogate_shift must be a finite number (grid steps) or None, got {shift!r}")
             if self._kind is None:
                 known = ", ".join(_KNOWN_SURROGATES)
-                raise ValueError(f"surrogate_shift needs a surrogate the kernels implement ({known}); "
-                                 f"{type(self.surrogate_function).__name__} is not one")
+                raise InvalidValueError(f"surrogate_shift needs a surrogate the kernels implement ({known}); "
+                                        f"{type(self.surrogate_function).__name__} is not one")
             shift = float(shift)
         self.surrogate_shift = shift
 
     def step_in_use(self) -> torch.Tensor:
         """Δ as the forward pass uses it: positive, a power of two if ``pot_delta`` (0-d tensor)."""
         if self.delta is None:
-            raise ValueError("this neuron has a float membrane (u_bits=None): it has no step")
+            raise InvalidValueError("this neuron has a float membrane (u_bits=None): it has no step")
         # a floor at V_th / 2^(b+1) (a quarter of the initial step): the step can shrink, not collapse
         delta = self.delta.clamp(min=self.v_threshold / 2 ** (self.u_bits + 1))
         if self.pot_delta:
@@ -259,14 +260,14 @@ class QuantLIFNode(base.MemoryModule):
 
     def single_step_forward(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor) or x.ndim < 1:
-            raise ValueError(f"QuantLIFNode in single-step mode takes x: [N, *], got "
-                             f"{getattr(x, 'shape', type(x))}")
+            raise InvalidValueError(f"QuantLIFNode in single-step mode takes x: [N, *], got "
+                                    f"{getattr(x, 'shape', type(x))}")
         return self._run(x.unsqueeze(0))[0]
 
     def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         if not isinstance(x_seq, torch.Tensor) or x_seq.ndim < 2:
-            raise ValueError(f"QuantLIFNode in multi-step mode takes x_seq: [T, N, *], got "
-                             f"{tuple(getattr(x_seq, 'shape', ()))}; for [N, *] input use step_mode='s'")
+            raise InvalidValueError(f"QuantLIFNode in multi-step mode takes x_seq: [T, N, *], got "
+                                    f"{tuple(getattr(x_seq, 'shape', ()))}; for [N, *] input use step_mode='s'")
         return self._run(x_seq)
 
     def _pick_backend(self, x: torch.Tensor) -> str:
@@ -279,14 +280,14 @@ class QuantLIFNode(base.MemoryModule):
         name = self.backend
         if x.dtype == torch.float64:
             if name not in ("auto", "torch"):
-                raise ValueError(f"float64 input runs only on backend='torch', not {name!r}")
+                raise InvalidValueError(f"float64 input runs only on backend='torch', not {name!r}")
             return "torch"
         if name == "auto":
             order = ("triton", "cupy", "torch") if x.is_cuda else ("inductor", "torch")
             return next(b for b in order if _AVAILABLE[b]())
         if name == "cupy" and not x.is_cuda:
-            raise ValueError("backend='cupy' needs CUDA tensors; move the input to a GPU or use "
-                             "backend='auto'")
+            raise InvalidValueError("backend='cupy' needs CUDA tensors; move the input to a GPU or use "
+                                    "backend='auto'")
         return name
 
     def _state(self, x_seq: torch.Tensor, order: tuple[int, ...] | None) -> torch.Tensor:
@@ -296,10 +297,10 @@ class QuantLIFNode(base.MemoryModule):
         v = self.v
         if isinstance(v, torch.Tensor):
             if v.shape != feat:
-                raise ValueError(f"input {tuple(x_seq.shape)} does not match the neuron's state "
-                                 f"{tuple(v.shape)} (expected [T, {', '.join(map(str, v.shape))}] in "
-                                 f"step_mode={self.step_mode!r}); call functional.reset_net(net) "
-                                 "between batches of different shape")
+                raise InvalidValueError(f"input {tuple(x_seq.shape)} does not match the neuron's state "
+                                        f"{tuple(v.shape)} (expected [T, {', '.join(map(str, v.shape))}] in "
+                                        f"step_mode={self.step_mode!r}); call functional.reset_net(net) "
+                                        "between batches of different shape")
             if order is not None:
                 v = v.permute([d - 1 for d in order[1:]])
             return v.reshape(-1).to(torch.float32)
@@ -307,7 +308,7 @@ class QuantLIFNode(base.MemoryModule):
 
     def _run(self, x_seq: torch.Tensor) -> torch.Tensor:
         if not x_seq.is_floating_point():
-            raise ValueError(f"QuantLIFNode takes a floating-point input, got {x_seq.dtype}")
+            raise InvalidValueError(f"QuantLIFNode takes a floating-point input, got {x_seq.dtype}")
         T, feat = x_seq.shape[0], x_seq.shape[1:]
         order = _memory_order(x_seq)
         v0 = self._state(x_seq, order)
@@ -371,8 +372,8 @@ class QuantLIFNode(base.MemoryModule):
         if t is None:
             return None
         if t.shape[0] != x.shape[0] or t[0].numel() != x[0].numel():
-            raise ValueError(f"membrane_target {tuple(t.shape)} does not match this neuron's input "
-                             f"(T={x.shape[0]}, {x[0].numel()} neurons per step)")
+            raise InvalidValueError(f"membrane_target {tuple(t.shape)} does not match this neuron's input "
+                                    f"(T={x.shape[0]}, {x[0].numel()} neurons per step)")
         t = t.detach()
         if order is not None:  # [T, N, C, H, W] (a teacher's h_seq, any layout) -> memory order
             t = t.reshape(x_seq.shape).permute(order)
@@ -416,11 +417,11 @@ def _check_backend(backend: str) -> str:
     if backend == "auto":
         return backend
     if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}: choose 'auto' or one of {', '.join(BACKENDS)}")
+        raise InvalidValueError(f"unknown backend {backend!r}: choose 'auto' or one of {', '.join(BACKENDS)}")
     if not _AVAILABLE[backend]():
         hint = {"triton": "it needs a CUDA GPU, or TRITON_INTERPRET=1 set before import for the CPU",
                 "cupy": "install mdsnn-zoo[cuda] (cupy-cuda13x) and use a CUDA GPU",
                 "inductor": "torch.compile needs a C++ compiler (g++) on the CPU"}[backend]
         available = ", ".join(QuantLIFNode.available_backends())
-        raise ValueError(f"backend {backend!r} is not available here ({hint}); available: {available}")
+        raise InvalidValueError(f"backend {backend!r} is not available here ({hint}); available: {available}")
     return backend

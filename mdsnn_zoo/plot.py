@@ -10,7 +10,7 @@ from spikingjelly.activation_based import functional
 from torch import nn
 
 from mdsnn_zoo.distill import MembraneRecorder
-from mdsnn_zoo.errors import MdsnnError
+from mdsnn_zoo.errors import InvalidValueError
 
 
 @torch.no_grad()
@@ -36,7 +36,7 @@ def plot_membranes(membranes: Mapping[str, torch.Tensor], layer: str, path: str 
     import matplotlib.pyplot as plt
 
     if reference not in membranes:
-        raise MdsnnError(f"the reference membrane {reference!r} is missing; have {', '.join(membranes)}")
+        raise InvalidValueError(f"the reference membrane {reference!r} is missing; have {', '.join(membranes)}")
     ref = membranes[reference]
     flat = {k: v.reshape(v.shape[0], -1) for k, v in membranes.items()}  # [T, N * features]
     # neurons whose reference trace moves most while it reaches the upper half of its range (near the
@@ -97,9 +97,9 @@ def validation_curve(run_dir: str | Path) -> tuple[list[float], list[float]]:
         with open(run / "epochs.csv", newline="") as f:
             checks = {int(r["step"]): float(r["val_top1"]) for r in csv.DictReader(f)}  # a resume rewrites a step
     except (OSError, KeyError, ValueError) as err:
-        raise MdsnnError(f"{run} is not a readable training run folder (log.csv, epochs.csv): {err}") from None
+        raise InvalidValueError(f"{run} is not a readable training run folder (log.csv, epochs.csv): {err}") from None
     if not first_epoch or not checks:
-        raise MdsnnError(f"{run} has not finished an epoch yet: no validation top-1 to plot")
+        raise InvalidValueError(f"{run} has not finished an epoch yet: no validation top-1 to plot")
     steps_per_epoch = max(first_epoch)
     steps = sorted(checks)
     return [s / steps_per_epoch for s in steps], [checks[s] for s in steps]

@@ -42,7 +42,7 @@ from spikingjelly.activation_based import layer
 from torch import nn
 
 from mdsnn_zoo._ste import grad_scale, pow2_ste, round_ste
-from mdsnn_zoo.errors import MdsnnError
+from mdsnn_zoo.errors import InvalidValueError
 from mdsnn_zoo.neuron import QuantLIFNode
 
 DEFAULT_BIAS_FRAC_BITS = 4  # a bias has 4 more fraction bits than the membrane it charges
@@ -54,7 +54,7 @@ def check_bits(name: str, bits: object, allow_none: bool = False) -> None:
         return
     if isinstance(bits, bool) or not isinstance(bits, int) or not 2 <= bits <= 8:
         extra = ", or None" if allow_none else ""
-        raise MdsnnError(f"{name} must be an int from 2 to 8{extra}; got {bits!r}")
+        raise InvalidValueError(f"{name} must be an int from 2 to 8{extra}; got {bits!r}")
 
 
 class WeightQuantizer(nn.Module):
@@ -198,8 +198,8 @@ def fold_batchnorm(conv: nn.Conv2d | nn.Linear, bn: nn.BatchNorm2d | nn.BatchNor
     """Fold ``bn`` (its running statistics and affine) into ``conv`` (or a linear layer) in place;
     gives it a bias."""
     if bn.running_mean is None or bn.running_var is None:
-        raise MdsnnError("cannot fold a BatchNorm without running statistics "
-                         "(track_running_stats=False); use bn='keep'")
+        raise InvalidValueError("cannot fold a BatchNorm without running statistics "
+                                "(track_running_stats=False); use bn='keep'")
     with torch.no_grad():
         sigma = torch.sqrt(bn.running_var + bn.eps)
         gamma = bn.weight if bn.affine else torch.ones_like(sigma)
@@ -227,8 +227,8 @@ def _fold_all(model: nn.Module) -> None:
                 container._modules[name] = nn.Identity()
     left = [n for n, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if left:
-        raise MdsnnError(f"bn='fold' found no convolution (or linear layer) right before BatchNorm {left[0]!r} in an "
-                         "nn.Sequential; fold it by hand or use bn='keep'")
+        raise InvalidValueError(f"bn='fold' found no convolution (or linear layer) right before BatchNorm "
+                                f"{left[0]!r} in an nn.Sequential; fold it by hand or use bn='keep'")
 
 
 # -- quantize_model ------------------------------------------------------------------------------------
@@ -259,22 +259,22 @@ def quantize_model(model: nn.Module, w_bits: int, u_bits: int | None, bn: str = 
     """
     check_bits("w_bits", w_bits)
     if isinstance(bias_frac_bits, bool) or not isinstance(bias_frac_bits, int) or not 0 <= bias_frac_bits <= 16:
-        raise MdsnnError(f"bias_frac_bits must be an int from 0 to 16 (the bias grid is the membrane step / "
-                         f"2^bias_frac_bits), got {bias_frac_bits!r}")
+        raise InvalidValueError(f"bias_frac_bits must be an int from 0 to 16 (the bias grid is the membrane step / "
+                                f"2^bias_frac_bits), got {bias_frac_bits!r}")
     check_bits("u_bits", u_bits, allow_none=True)
     check_bits("first_last_bits", first_last_bits, allow_none=True)
     if bn not in ("fold", "keep"):
-        raise MdsnnError(f"bn must be 'fold' (fold batch norm into the convolution) or 'keep', got {bn!r}")
+        raise InvalidValueError(f"bn must be 'fold' (fold batch norm into the convolution) or 'keep', got {bn!r}")
     if not any(isinstance(m, QuantLIFNode) for m in model.modules()):
-        raise MdsnnError("quantize_model needs a model with QuantLIFNode layers (mdsnn_zoo.QuantLIFNode); "
-                         "this one has none")
+        raise InvalidValueError("quantize_model needs a model with QuantLIFNode layers (mdsnn_zoo.QuantLIFNode); "
+                                "this one has none")
     student = copy.deepcopy(model)
     student.eval()
     if bn == "fold":
         _fold_all(student)
     weights = _weight_layers(student)
     if not weights:
-        raise MdsnnError("quantize_model found no Conv2d or Linear layer to quantize")
+        raise InvalidValueError("quantize_model found no Conv2d or Linear layer to quantize")
     for i, (name, module) in enumerate(weights):
         edge = i in (0, len(weights) - 1)
         bits = first_last_bits if edge and first_last_bits is not None else w_bits

@@ -36,7 +36,7 @@ from mdsnn_zoo.bench.common import describe_machine
 from mdsnn_zoo.data import dataset_info, get_dataset
 from mdsnn_zoo.data._base import TensorImageDataset
 from mdsnn_zoo.distill import MDLoss, MembraneRecorder, MembraneTargets
-from mdsnn_zoo.errors import MdsnnError
+from mdsnn_zoo.errors import InvalidValueError
 from mdsnn_zoo.models import build_model
 from mdsnn_zoo.neuron import QuantLIFNode
 from mdsnn_zoo.precision import autocast, resolve_amp
@@ -101,7 +101,7 @@ def split_indices(n: int, val_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(train, val) indices of a training split: a fixed permutation (seed 0), the last val_size held out."""
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(0))
     if not 0 <= val_size < n:
-        raise MdsnnError(f"val_size must be in [0, {n}), got {val_size}")
+        raise InvalidValueError(f"val_size must be in [0, {n}), got {val_size}")
     return perm[: n - val_size], perm[n - val_size:]
 
 
@@ -187,8 +187,8 @@ def load_weights(model: nn.Module, path: str) -> dict:
     tensors, header = ckpt.read_checkpoint(path)
     missing, unexpected = model.load_state_dict(ckpt.model_state(tensors), strict=False)
     if unexpected or missing:
-        raise MdsnnError(f"{path} does not fit this model: missing {missing[:3]}, unexpected {unexpected[:3]}; "
-                         "check --arch and the bits")
+        raise InvalidValueError(f"{path} does not fit this model: missing {missing[:3]}, unexpected {unexpected[:3]}; "
+                                "check --arch and the bits")
     return header.get("info", {})
 
 
@@ -197,7 +197,7 @@ def model_from_checkpoint(path: str | os.PathLike) -> tuple[nn.Module, TrainConf
     _, header = ckpt.read_checkpoint(path)
     saved = header.get("info", {}).get("config")
     if saved is None:
-        raise MdsnnError(f"{path} has no training config; load its weights into a model you build yourself")
+        raise InvalidValueError(f"{path} has no training config; load its weights into a model you build yourself")
     cfg = config_from_dict(saved)
     model = make_model(cfg)
     if cfg.w_bits is not None:
@@ -215,14 +215,14 @@ def quantize_as(model: nn.Module, cfg: TrainConfig, w_bits: int | None = None) -
 def build_student_and_teacher(cfg: TrainConfig) -> tuple[nn.Module, nn.Module | None]:
     """The network to train and, for MD, the frozen float teacher."""
     if cfg.method not in METHODS:
-        raise MdsnnError(f"method must be one of {', '.join(METHODS)}, got {cfg.method!r}")
+        raise InvalidValueError(f"method must be one of {', '.join(METHODS)}, got {cfg.method!r}")
     if cfg.zoo_model:
         return _zoo_student_and_teacher(cfg)
     model = make_model(cfg)
     teacher = None
     if cfg.method == "md":
         if not cfg.teacher:
-            raise MdsnnError("method 'md' needs a teacher checkpoint (--teacher PATH)")
+            raise InvalidValueError("method 'md' needs a teacher checkpoint (--teacher PATH)")
         load_weights(model, cfg.teacher)
         teacher = model
         model = quantize_as(teacher, cfg, w_bits=cfg.w_bits or 8)
@@ -248,13 +248,14 @@ def _zoo_student_and_teacher(cfg: TrainConfig) -> tuple[nn.Module, nn.Module | N
     e = get_entry(cfg.zoo_model)
     mine, theirs = dataset_info(cfg.dataset), dataset_info(e.dataset)
     if mine.input_shape != theirs.input_shape:
-        raise MdsnnError(f"{cfg.zoo_model} takes {e.dataset} inputs {list(theirs.input_shape)}, {cfg.dataset} has "
-                         f"{list(mine.input_shape)}: fine-tune a zoo model of the same input shape")
+        raise InvalidValueError(f"{cfg.zoo_model} takes {e.dataset} inputs {list(theirs.input_shape)}, "
+                                f"{cfg.dataset} has {list(mine.input_shape)}: fine-tune a zoo model of the same "
+                                "input shape")
     model = create_model(cfg.zoo_model, pretrained=True, num_classes=mine.num_classes, **cfg.arch_kwargs).train()
     teacher = None
     if cfg.method == "md":
         if not e.teacher:
-            raise MdsnnError(f"{cfg.zoo_model} is a float model: it has no teacher to distill from")
+            raise InvalidValueError(f"{cfg.zoo_model} is a float model: it has no teacher to distill from")
         teacher = create_model(e.teacher, pretrained=True, num_classes=mine.num_classes, **cfg.arch_kwargs)
         teacher.eval().requires_grad_(False)
         teacher.fresh_head = mine.num_classes != theirs.num_classes
@@ -325,7 +326,7 @@ def _make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=cfg.lr)
-    raise MdsnnError(f"optimizer must be 'sgd' or 'adamw', got {cfg.optimizer!r}")
+    raise InvalidValueError(f"optimizer must be 'sgd' or 'adamw', got {cfg.optimizer!r}")
 
 
 def train_step(net: nn.Module, model: nn.Module, teacher: nn.Module | None, optimizer: torch.optim.Optimizer,
@@ -413,7 +414,7 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
 
     data = get_dataset(cfg.dataset, "train", root=cfg.data_root)
     if not isinstance(data, TensorImageDataset):
-        raise MdsnnError(f"the trainer reads in-memory image data sets; {cfg.dataset} is not one yet")
+        raise InvalidValueError(f"the trainer reads in-memory image data sets; {cfg.dataset} is not one yet")
     train_idx, val_idx = split_indices(len(data), cfg.val_size)
     if cfg.train_subset:
         train_idx = train_idx[: cfg.train_subset]
@@ -421,7 +422,7 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
     val_batches = Batches(data, val_idx, 256, False)
     steps_per_epoch = train_batches.steps_per_epoch()
     if steps_per_epoch == 0:
-        raise MdsnnError(f"batch size {cfg.batch_size} is larger than the training data on each process")
+        raise InvalidValueError(f"batch size {cfg.batch_size} is larger than the training data on each process")
     total_steps = cfg.epochs * steps_per_epoch
     if cfg.max_steps:
         total_steps = min(total_steps, cfg.max_steps)
@@ -525,7 +526,7 @@ def _configure_student(model: nn.Module, cfg: TrainConfig) -> None:
             try:  # gradients only: the forward pass is the same
                 m.set_surrogate_shift(cfg.surrogate_shift)
             except ValueError as err:
-                raise MdsnnError(f"--surrogate-shift: {err}") from None
+                raise InvalidValueError(f"--surrogate-shift: {err}") from None
 
 
 def _check_same_network(cfg: TrainConfig, path: Path) -> None:
@@ -539,8 +540,9 @@ def _check_same_network(cfg: TrainConfig, path: Path) -> None:
         old, new = getattr(before, name), getattr(cfg, name)
         if old != new:
             flag = "--" + name.replace("_", "-")
-            raise MdsnnError(f"{path} was trained with {name}={old!r}, this run asks for {new!r}: pass {flag} "
-                             f"{json.dumps(old) if name == 'arch_kwargs' else old} to resume it, or a new --out-dir")
+            raise InvalidValueError(f"{path} was trained with {name}={old!r}, this run asks for {new!r}: pass "
+                                    f"{flag} {json.dumps(old) if name == 'arch_kwargs' else old} to resume it, "
+                                    "or a new --out-dir")
 
 
 def _progress(cfg: TrainConfig, ddp: _Dist, total: int, initial: int, epoch: int):

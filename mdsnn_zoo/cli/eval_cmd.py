@@ -7,6 +7,8 @@ import argparse
 import json
 from pathlib import Path
 
+from mdsnn_zoo.errors import InvalidValueError
+
 HELP = "evaluate a zoo model or a checkpoint on the test split (top-1, spike rate, membrane MSE to the teacher)"
 
 
@@ -51,13 +53,12 @@ def run(args: argparse.Namespace) -> int:
     teacher_ref = args.teacher or teacher_ref
     teacher = load_model(teacher_ref)[0] if teacher_ref else None
     if args.backend:
-        from mdsnn_zoo.errors import MdsnnError
         from mdsnn_zoo.neuron import QuantLIFNode, _check_backend
 
         try:
             _check_backend(args.backend)
         except ValueError as exc:
-            raise MdsnnError(str(exc)) from None
+            raise InvalidValueError(str(exc)) from None
         for m in [*model.modules(), *(teacher.modules() if teacher is not None else [])]:
             if isinstance(m, QuantLIFNode):
                 m.backend = args.backend

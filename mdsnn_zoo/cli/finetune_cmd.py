@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from mdsnn_zoo.cli._train_args import add_config_arguments, config_from_args, run_training
-from mdsnn_zoo.errors import MdsnnError
+from mdsnn_zoo.errors import InvalidValueError
 
 HELP = "fine-tune a zoo model or a checkpoint (--init), with membrane distillation when it has a teacher"
 
@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.name is None:
         if not args.init:
-            raise MdsnnError("finetune needs a zoo model NAME or a checkpoint (--init PATH)")
+            raise InvalidValueError("finetune needs a zoo model NAME or a checkpoint (--init PATH)")
         return run_training(config_from_args(args, "md" if args.teacher else "finetune"))
     from mdsnn_zoo.zoo.registry import get_entry
 

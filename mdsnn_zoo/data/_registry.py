@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from torch.utils.data import Dataset
 
-from mdsnn_zoo.errors import DatasetNotFoundError, MdsnnError
+from mdsnn_zoo.errors import DatasetNotFoundError, InvalidValueError, UnknownNameError
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "files"
 
@@ -93,7 +93,7 @@ def list_datasets() -> list[str]:
 def _spec(name: str) -> DatasetSpec:
     key = name.lower().replace("_", "-")
     if key not in _SPECS:
-        raise MdsnnError(f"unknown data set {name!r}: choose one of {', '.join(list_datasets())}")
+        raise UnknownNameError(f"unknown data set {name!r}: choose one of {', '.join(list_datasets())}")
     return _SPECS[key]
 
 
@@ -105,7 +105,7 @@ def dataset_info(name: str) -> DatasetInfo:
 def _canonical_split(spec: DatasetSpec, split: str) -> str:
     split = spec.split_aliases.get(split, split)
     if split not in spec.info.splits:
-        raise MdsnnError(
+        raise InvalidValueError(
             f"{spec.info.name} has no split {split!r}: choose one of {', '.join(spec.info.splits)}"
         )
     return split

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from mdsnn_zoo.errors import InvalidValueError
+
 
 def to_time_major(x: torch.Tensor, time_steps: int) -> torch.Tensor:
     """``[N, C, H, W]`` (static) -> ``[T, N, C, H, W]`` view; ``[N, T, C, H, W]`` (events) -> transposed.
@@ -20,8 +22,8 @@ def to_time_major(x: torch.Tensor, time_steps: int) -> torch.Tensor:
         return x.unsqueeze(0).expand(time_steps, *x.shape)
     if x.ndim == 5:
         if x.shape[1] != time_steps:
-            raise ValueError(f"event batch has T={x.shape[1]} frames but time_steps={time_steps}; "
-                             f"load the data set with time_steps={time_steps}")
+            raise InvalidValueError(f"event batch has T={x.shape[1]} frames but time_steps={time_steps}; "
+                                    f"load the data set with time_steps={time_steps}")
         return x.transpose(0, 1)
-    raise ValueError(f"expected a batch [N, C, H, W] (static) or [N, T, C, H, W] (events), "
-                     f"got shape {tuple(x.shape)}")
+    raise InvalidValueError(f"expected a batch [N, C, H, W] (static) or [N, T, C, H, W] (events), "
+                            f"got shape {tuple(x.shape)}")

@@ -25,7 +25,7 @@ from torch.utils.data import Dataset
 
 from mdsnn_zoo.data._base import Transform
 from mdsnn_zoo.data._registry import DatasetInfo, DatasetSpec, register_dataset
-from mdsnn_zoo.errors import CorruptFileError, MdsnnError
+from mdsnn_zoo.errors import CorruptFileError, InvalidValueError
 
 SENSOR_WIDTH, SENSOR_HEIGHT = 240, 180
 _OVERFLOW_Y = 240
@@ -145,9 +145,9 @@ def _expects(split: str) -> str:
 def _load(split: str, folder: Path, time_steps: int = 10, frame_size: tuple[int, int] = (48, 48),
           transform: Transform | None = None, normalize: bool = True) -> EventFrameDataset:
     if not isinstance(time_steps, int) or time_steps < 1:
-        raise MdsnnError(f"time_steps must be a positive int, got {time_steps!r}")
+        raise InvalidValueError(f"time_steps must be a positive int, got {time_steps!r}")
     if len(frame_size) != 2 or min(frame_size) < 1:
-        raise MdsnnError(f"frame_size must be (height, width) with both >= 1, got {frame_size!r}")
+        raise InvalidValueError(f"frame_size must be (height, width) with both >= 1, got {frame_size!r}")
     paths, labels, classes = _samples(split, folder)
     info = dataclasses.replace(INFO, input_shape=(2, *frame_size), classes=tuple(classes))
     return EventFrameDataset(paths, labels, info, time_steps, tuple(frame_size), transform)

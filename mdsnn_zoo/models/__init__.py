@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from torch import nn
 
-from mdsnn_zoo.errors import MdsnnError
+from mdsnn_zoo.errors import UnknownNameError
 from mdsnn_zoo.models.base import SpikingNet
 from mdsnn_zoo.models.resnet import ms_resnet18, resnet19, resnet20
 from mdsnn_zoo.models.small import small_cnn
@@ -21,7 +21,7 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
 def build_model(arch: str, **kwargs) -> nn.Module:
     """An untrained ``arch`` network; kwargs go to its builder (num_classes, in_channels, time_steps...)."""
     if arch not in ARCHITECTURES:
-        raise MdsnnError(f"unknown architecture {arch!r}: choose one of {', '.join(sorted(ARCHITECTURES))}")
+        raise UnknownNameError(f"unknown architecture {arch!r}: choose one of {', '.join(sorted(ARCHITECTURES))}")
     return ARCHITECTURES[arch](**kwargs)
 
 

@@ -7,6 +7,7 @@ from spikingjelly.activation_based import base, functional
 from torch import nn
 
 from mdsnn_zoo.data.encoding import to_time_major
+from mdsnn_zoo.errors import InvalidValueError
 
 
 def _stateless(module: nn.Module) -> bool:
@@ -31,7 +32,7 @@ class SpikingNet(nn.Module):
     def __init__(self, features: nn.Module, head: nn.Module, time_steps: int) -> None:
         super().__init__()
         if not isinstance(time_steps, int) or time_steps < 1:
-            raise ValueError(f"time_steps must be a positive int, got {time_steps!r}")
+            raise InvalidValueError(f"time_steps must be a positive int, got {time_steps!r}")
         self.features = features
         self.head = head
         self.time_steps = time_steps

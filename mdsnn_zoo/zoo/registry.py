@@ -24,7 +24,7 @@ from typing import Any
 
 from torch import nn
 
-from mdsnn_zoo.errors import MdsnnError
+from mdsnn_zoo.errors import DownloadError, InvalidValueError, UnknownNameError, WeightsNotFoundError
 
 HERE = Path(__file__).parent
 MANIFEST = HERE / "manifest.json"
@@ -107,7 +107,7 @@ def get_entry(name: str) -> ZooEntry:
         return ENTRIES[name]
     close = difflib.get_close_matches(name, list(ENTRIES), n=5, cutoff=0.5)
     hint = f"closest: {', '.join(close)}" if close else "see `mdsnn-zoo list`"
-    raise MdsnnError(f"unknown model {name!r}; {hint}")
+    raise UnknownNameError(f"unknown model {name!r}; {hint}")
 
 
 def _local_file(name: str, record: dict) -> Path | None:
@@ -168,14 +168,14 @@ def _weights_path(name: str) -> Path:
     e = ENTRIES[name]
     if record is None:
         teacher = f" (after its teacher: {ENTRIES[e.teacher].recipe})" if e.teacher else ""
-        raise MdsnnError(f"no pretrained weights ship for {name}; train them where the {e.dataset} data is "
-                         f"with: {e.recipe}{teacher}")
+        raise WeightsNotFoundError(f"no pretrained weights ship for {name}; train them where the {e.dataset} data is "
+                                   f"with: {e.recipe}{teacher}")
     path = _local_file(name, record)
     if path is not None:
         return path
     if not record.get("url"):
-        raise MdsnnError(f"the weights of {name} ({record['file']}) are missing from the package and from "
-                         f"{cache_dir() / 'weights'}; reinstall mdsnn-zoo")
+        raise WeightsNotFoundError(f"the weights of {name} ({record['file']}) are missing from the package and from "
+                                   f"{cache_dir() / 'weights'}; reinstall mdsnn-zoo")
     return _download(record["url"], cache_dir() / "weights" / record["file"], name)
 
 
@@ -190,8 +190,8 @@ def _download(url: str, dest: Path, name: str) -> Path:
                 f.write(chunk)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise MdsnnError(f"could not download the weights of {name} from {url} ({exc}); offline, put the file "
-                         f"at {dest}") from None
+        raise DownloadError(f"could not download the weights of {name} from {url} ({exc}); offline, put the file "
+                            f"at {dest}") from None
     os.replace(tmp, dest)
     return dest
 
@@ -248,7 +248,7 @@ def create_model(name: str, pretrained: bool | str | os.PathLike = False, num_cl
     e = get_entry(name)
     if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
                                     or num_classes < 1):
-        raise MdsnnError(f"num_classes must be a positive int, got {num_classes!r}")
+        raise InvalidValueError(f"num_classes must be a positive int, got {num_classes!r}")
     model = build_entry_model(e, **kwargs)
     if pretrained is not False and pretrained is not None:
         if pretrained is True:
@@ -256,11 +256,11 @@ def create_model(name: str, pretrained: bool | str | os.PathLike = False, num_cl
         else:
             path = Path(pretrained)
             if not path.exists():
-                raise MdsnnError(f"pretrained={str(path)!r}: no such file")
+                raise WeightsNotFoundError(f"pretrained={str(path)!r}: no such file")
         sha = _manifest().get(name, {}).get("sha256")
         if sha is None:
-            raise MdsnnError(f"{name} has no published sha256 to check {path} against; load it with "
-                             "mdsnn_zoo.zoo.packing.load_packed(model, path, sha256=None) if you trust it")
+            raise InvalidValueError(f"{name} has no published sha256 to check {path} against; load it with "
+                                    "mdsnn_zoo.zoo.packing.load_packed(model, path, sha256=None) if you trust it")
         load_packed(model, path, sha)
         model.eval()
     if num_classes is not None and num_classes != model.head[-1].out_features:
