@@ -37,12 +37,13 @@ from mdsnn_zoo.data import dataset_info, get_dataset
 from mdsnn_zoo.data._base import TensorImageDataset
 from mdsnn_zoo.distill import MDLoss, MembraneRecorder, MembraneTargets
 from mdsnn_zoo.errors import InvalidValueError
-from mdsnn_zoo.models import build_model
+from mdsnn_zoo.models import build_model, relu_twin
 from mdsnn_zoo.neuron import QuantLIFNode
 from mdsnn_zoo.precision import autocast, resolve_amp
 from mdsnn_zoo.quant import DEFAULT_BIAS_FRAC_BITS, WeightQuantizer, quantize_model
 
 METHODS = ("fp", "qat", "md", "finetune")
+ACTIVATIONS = ("lif", "relu")
 
 
 @dataclass
@@ -55,6 +56,7 @@ class TrainConfig:
     dataset: str = "fashion-mnist"
     data_root: str | None = None
     time_steps: int = 4
+    activation: str = "lif"  # lif: the SNN | relu: its ReLU twin clipped to [0, 1] (fp only; a start for --init)
     w_bits: int | None = None  # qat/md: weight bits; None = float
     u_bits: int | None = None  # qat/md: membrane bits
     first_last_bits: int | None = 8
@@ -64,7 +66,7 @@ class TrainConfig:
     learn_edge_scales: bool = False  # qat/md: also train the weight scales of 8-bit (first, last) layers
     surrogate_shift: float | None = None  # qat/md: σ' at (h + S)Δ before rounding (None: at the grid, qΔ)
     teacher: str | None = None  # md: checkpoint of the float teacher (also the student's start)
-    init: str | None = None  # qat/finetune: checkpoint to start from
+    init: str | None = None  # fp/qat/finetune: checkpoint to start from (fp: e.g. a ReLU twin's weights)
     zoo_model: str | None = None  # finetune/md: start from this zoo model's weights (and its teacher's)
     epochs: int = 10
     max_steps: int | None = None  # stop after this many steps (tests, quick checks)
@@ -179,7 +181,15 @@ def make_model(cfg: TrainConfig) -> nn.Module:
     kwargs = dict(num_classes=info.num_classes, in_channels=info.input_shape[0], time_steps=cfg.time_steps,
                   input_size=info.input_shape[-1])
     kwargs.update(cfg.arch_kwargs)
-    return build_model(cfg.arch, **kwargs)
+    model = build_model(cfg.arch, **kwargs)
+    if cfg.activation not in ACTIVATIONS:
+        raise InvalidValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {cfg.activation!r}")
+    if cfg.activation == "relu":
+        if cfg.w_bits is not None or cfg.method != "fp":
+            raise InvalidValueError("activation 'relu' trains a float ReLU twin (method fp, no --w-bits); "
+                                    "start the SNN from it with --init")
+        model = relu_twin(model)
+    return model
 
 
 def load_weights(model: nn.Module, path: str) -> dict:
@@ -227,11 +237,14 @@ def build_student_and_teacher(cfg: TrainConfig) -> tuple[nn.Module, nn.Module | 
         teacher = model
         model = quantize_as(teacher, cfg, w_bits=cfg.w_bits or 8)
         teacher.eval().requires_grad_(False)
-    elif cfg.method in ("qat", "finetune"):
+    elif cfg.method in ("fp", "qat", "finetune"):
         if cfg.init:
             _, header = ckpt.read_checkpoint(cfg.init)
             saved = header.get("info", {}).get("config", {})
             if saved.get("w_bits") is not None:  # a quantized checkpoint: same student, then its weights
+                if cfg.method == "fp":
+                    raise InvalidValueError(f"{cfg.init} is a quantized student; a float run starts from a "
+                                            "float checkpoint (a teacher, or a ReLU twin)")
                 model = quantize_as(model, config_from_dict(saved))
             load_weights(model, cfg.init)
         quantized = any(hasattr(m, "weight_quant") for m in model.modules())
@@ -323,7 +336,7 @@ def _make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer
         (no_decay if p.ndim <= 1 else decay).append(p)  # no decay on biases, BN, scales and steps
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0)
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=cfg.lr)
     raise InvalidValueError(f"optimizer must be 'sgd' or 'adamw', got {cfg.optimizer!r}")
@@ -511,7 +524,7 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
     return result
 
 
-_NETWORK_FIELDS = ("arch", "arch_kwargs", "time_steps", "w_bits")
+_NETWORK_FIELDS = ("arch", "arch_kwargs", "time_steps", "w_bits", "activation")
 _QUANT_FIELDS = ("u_bits", "first_last_bits", "pot", "bias_frac_bits")  # compared for students only
 
 

@@ -238,3 +238,27 @@ def test_validation_curves_of_runs(data_root, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(MdsnnError, match="not a readable training run folder"):
         validation_curve(tmp_path / "empty")
+
+
+def test_a_relu_twin_starts_the_spiking_network(data_root, tmp_path):
+    """--activation relu trains the clipped-ReLU network of the same shape (one time step); its checkpoint
+    initialises the SNN, which starts from exactly those weights."""
+    from mdsnn_zoo.models import ClippedReLU
+    from mdsnn_zoo.neuron import QuantLIFNode
+    from mdsnn_zoo.train import model_from_checkpoint
+
+    train(_cfg(data_root, tmp_path / "ann", activation="relu", time_steps=1, epochs=1), log=lambda *_: None)
+    ann, cfg = model_from_checkpoint(tmp_path / "ann" / "best.safetensors")
+    kinds = {type(m) for m in ann.modules()}
+    assert ClippedReLU in kinds and QuantLIFNode not in kinds and cfg.time_steps == 1
+    snn = train(_cfg(data_root, tmp_path / "snn", init=str(tmp_path / "ann" / "best.safetensors"), max_steps=1,
+                     lr=0.0, weight_decay=0.0, momentum=0.0), log=lambda *_: None)
+    assert snn["step"] == 1
+    start, after = _weights(tmp_path / "ann" / "best.safetensors"), _weights(tmp_path / "snn" / "last.safetensors")
+    params = [k for k in start if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+    assert params and all(torch.equal(start[k], after[k]) for k in params)  # lr 0: the SNN holds the ANN's weights
+    with pytest.raises(MdsnnError, match="activation 'relu' trains a float ReLU twin"):
+        train(_cfg(data_root, tmp_path / "bad", activation="relu", w_bits=2, u_bits=2, method="qat"),
+              log=lambda *_: None)
+    with pytest.raises(MdsnnError, match="activation must be one of lif, relu"):
+        train(_cfg(data_root, tmp_path / "bad2", activation="tanh"), log=lambda *_: None)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from torch import nn
 
 from mdsnn_zoo.errors import UnknownNameError
-from mdsnn_zoo.models.base import SpikingNet
+from mdsnn_zoo.models.base import ClippedReLU, SpikingNet, relu_twin
 from mdsnn_zoo.models.resnet import ms_resnet18, resnet19, resnet20
 from mdsnn_zoo.models.small import small_cnn
 from mdsnn_zoo.models.vgg import vgg9, vgg11, vgg16
@@ -25,5 +25,5 @@ def build_model(arch: str, **kwargs) -> nn.Module:
     return ARCHITECTURES[arch](**kwargs)
 
 
-__all__ = ["ARCHITECTURES", "SpikingNet", "build_model", "ms_resnet18", "resnet19", "resnet20", "small_cnn",
-           "vgg9", "vgg11", "vgg16"]
+__all__ = ["ARCHITECTURES", "ClippedReLU", "SpikingNet", "build_model", "ms_resnet18", "relu_twin", "resnet19",
+           "resnet20", "small_cnn", "vgg9", "vgg11", "vgg16"]

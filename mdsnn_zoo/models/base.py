@@ -60,3 +60,22 @@ class SpikingNet(nn.Module):
             x_seq = x if time_major else to_time_major(x, self.time_steps)  # [T, N, C, H, W]
             out = self.head(self.features(x_seq))  # [T, N, classes]
         return out.mean(0)
+
+
+class ClippedReLU(nn.Module):
+    """``x.clamp(0, 1)``: the range of a spiking neuron's firing rate (spikes per step), for ReLU twins."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.clamp(0.0, 1.0)
+
+
+def relu_twin(model: nn.Module) -> nn.Module:
+    """``model`` with every neuron (a SpikingJelly ``MemoryModule`` such as ``QuantLIFNode``) replaced,
+    in place, by a ``ClippedReLU``: the non-spiking network of the same shape and the same state_dict
+    keys, whose trained weights can start the spiking one (``--activation relu``, then ``--init``).
+    With no state it computes the same at every time step, so it is trained with ``time_steps=1``."""
+    for name, m in list(model.named_modules()):
+        if isinstance(m, base.MemoryModule):
+            parent, _, child = name.rpartition(".")
+            setattr(model.get_submodule(parent) if parent else model, child, ClippedReLU())
+    return model
