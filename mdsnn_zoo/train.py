@@ -33,10 +33,10 @@ from torch import nn
 
 from mdsnn_zoo import checkpoint as ckpt
 from mdsnn_zoo.bench.common import describe_machine
-from mdsnn_zoo.data import dataset_info, get_dataset
+from mdsnn_zoo.data import dataset_info, get_dataset, shape_from_files
 from mdsnn_zoo.data._base import TensorImageDataset
 from mdsnn_zoo.distill import MDLoss, MembraneRecorder, MembraneTargets
-from mdsnn_zoo.errors import InvalidValueError
+from mdsnn_zoo.errors import DatasetNotFoundError, InvalidValueError
 from mdsnn_zoo.models import build_model, relu_twin
 from mdsnn_zoo.neuron import QuantLIFNode
 from mdsnn_zoo.precision import autocast, resolve_amp
@@ -55,6 +55,7 @@ class TrainConfig:
     arch_kwargs: dict = field(default_factory=dict)
     dataset: str = "fashion-mnist"
     data_root: str | None = None
+    data_options: dict = field(default_factory=dict)  # get_dataset options (imagefolder: channels, size, mean, std)
     time_steps: int = 4
     activation: str = "lif"  # lif: the SNN | relu: its ReLU twin clipped to [0, 1] (fp only; a start for --init)
     w_bits: int | None = None  # qat/md: weight bits; None = float
@@ -167,6 +168,30 @@ class Batches:
             yield images, self.dataset.targets[sel]
 
 
+def training_data(cfg: TrainConfig) -> tuple[TensorImageDataset, torch.Tensor, TensorImageDataset, torch.Tensor]:
+    """(train data, its indices to train on, validation data, its indices): the data set's own
+    validation split when it has one on disk (all of train is trained on), else the last
+    ``val_size`` of a fixed permutation of train, held out. Never the test split."""
+    data = get_dataset(cfg.dataset, "train", root=cfg.data_root, **cfg.data_options)
+    if not isinstance(data, TensorImageDataset):
+        raise InvalidValueError(f"the trainer reads in-memory image data sets; {cfg.dataset} is not one yet")
+    val_split = dataset_info(cfg.dataset, cfg.data_root, **cfg.data_options).validation_split
+    val_data = None
+    if val_split:
+        try:
+            val_data = get_dataset(cfg.dataset, val_split, root=cfg.data_root, **cfg.data_options)
+        except DatasetNotFoundError:
+            val_data = None
+    if val_data is not None:
+        train_idx, val_idx = torch.arange(len(data)), torch.arange(len(val_data))
+    else:
+        val_data = data
+        train_idx, val_idx = split_indices(len(data), cfg.val_size)
+    if cfg.train_subset:
+        train_idx = train_idx[: cfg.train_subset]
+    return data, train_idx, val_data, val_idx
+
+
 # -- model setup ------------------------------------------------------------------------------------
 
 def _device(name: str) -> torch.device:
@@ -177,7 +202,7 @@ def _device(name: str) -> torch.device:
 
 
 def make_model(cfg: TrainConfig) -> nn.Module:
-    info = dataset_info(cfg.dataset)
+    info = dataset_info(cfg.dataset, cfg.data_root, **cfg.data_options)
     kwargs = dict(num_classes=info.num_classes, in_channels=info.input_shape[0], time_steps=cfg.time_steps,
                   input_size=info.input_shape[-1])
     kwargs.update(cfg.arch_kwargs)
@@ -254,25 +279,67 @@ def build_student_and_teacher(cfg: TrainConfig) -> tuple[nn.Module, nn.Module | 
 
 
 def _zoo_student_and_teacher(cfg: TrainConfig) -> tuple[nn.Module, nn.Module | None]:
-    """A zoo model (pretrained, with a fresh head if ``cfg.dataset`` has other classes) and, for MD,
-    its pretrained teacher (``fresh_head`` marks a teacher whose logits mean nothing here: no KD)."""
+    """A zoo model (pretrained, with a fresh head if ``cfg.dataset`` has other classes) and, for MD, a
+    teacher that knows this data: the zoo teacher on its own data set, else ``cfg.teacher``, a float
+    checkpoint fine-tuned on ``cfg.dataset`` (the zoo teacher's soft labels and membranes would be
+    those of other data)."""
     from mdsnn_zoo.zoo.registry import create_model, get_entry
 
     e = get_entry(cfg.zoo_model)
-    mine, theirs = dataset_info(cfg.dataset), dataset_info(e.dataset)
+    mine, theirs = dataset_info(cfg.dataset, cfg.data_root, **cfg.data_options), dataset_info(e.dataset)
     if mine.input_shape != theirs.input_shape:
         raise InvalidValueError(f"{cfg.zoo_model} takes {e.dataset} inputs {list(theirs.input_shape)}, "
                                 f"{cfg.dataset} has {list(mine.input_shape)}: fine-tune a zoo model of the same "
                                 "input shape")
     model = create_model(cfg.zoo_model, pretrained=True, num_classes=mine.num_classes, **cfg.arch_kwargs).train()
-    teacher = None
-    if cfg.method == "md":
-        if not e.teacher:
-            raise InvalidValueError(f"{cfg.zoo_model} is a float model: it has no teacher to distill from")
-        teacher = create_model(e.teacher, pretrained=True, num_classes=mine.num_classes, **cfg.arch_kwargs)
-        teacher.eval().requires_grad_(False)
-        teacher.fresh_head = mine.num_classes != theirs.num_classes
-    return model, teacher
+    if cfg.method != "md":
+        return model, None
+    if not e.teacher:
+        raise InvalidValueError(f"{cfg.zoo_model} is a float model: it has no teacher to distill from")
+    if cfg.teacher and cfg.teacher != e.teacher:  # a checkpoint of a teacher trained on this data
+        teacher, saved = model_from_checkpoint(cfg.teacher)
+        if saved.w_bits is not None or saved.dataset != cfg.dataset:
+            raise InvalidValueError(f"--teacher {cfg.teacher} is a {saved.w_bits or 'float'}-bit model of "
+                                    f"{saved.dataset}; MD needs a float teacher trained on {cfg.dataset}")
+    elif cfg.dataset == e.dataset:
+        teacher = create_model(e.teacher, pretrained=True, **cfg.arch_kwargs)
+    else:
+        raise InvalidValueError(
+            f"{e.teacher}, the teacher of {cfg.zoo_model}, never saw {cfg.dataset}: fine-tune it first "
+            f"(mdsnn-zoo finetune {e.teacher} --dataset {cfg.dataset} --data-root DIR --out-dir runs/teacher), "
+            "then pass --teacher runs/teacher/best.safetensors; or --no-distill for cross-entropy only")
+    return model, teacher.eval().requires_grad_(False)
+
+
+def resolve_data_options(cfg: TrainConfig) -> dict:
+    """``cfg.data_options`` completed, for a data set whose shape comes from its files (an image
+    folder), with the channels and size of the model the run starts from (a zoo model, ``--init`` or
+    ``--teacher``; else the first image's) and the normalisation statistics, so that the stored config
+    reads the data the same way again; other data sets take them as they are."""
+    opts = dict(cfg.data_options)
+    if not shape_from_files(cfg.dataset):
+        return opts
+    shape = None
+    if "channels" in opts and "size" in opts:
+        pass
+    elif cfg.zoo_model:
+        from mdsnn_zoo.zoo.registry import get_entry
+
+        shape = dataset_info(get_entry(cfg.zoo_model).dataset).input_shape
+    elif cfg.init or cfg.teacher:
+        saved = ckpt.read_checkpoint(cfg.init or cfg.teacher)[1].get("info", {}).get("config")
+        if saved is not None:
+            start = config_from_dict(saved)
+            shape = dataset_info(start.dataset, start.data_root, **start.data_options).input_shape
+    if shape is not None:
+        opts.setdefault("channels", shape[0])
+        opts.setdefault("size", [shape[1], shape[2]])
+    info = dataset_info(cfg.dataset, cfg.data_root, **opts)  # and the statistics, so the config says it all
+    opts.setdefault("mean", list(info.mean))
+    opts.setdefault("std", list(info.std))
+    opts.setdefault("channels", info.input_shape[0])
+    opts.setdefault("size", list(info.input_shape[1:]))
+    return opts
 
 
 # -- evaluation ----------------------------------------------------------------------------------------
@@ -412,6 +479,7 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
+    cfg = dataclasses.replace(cfg, data_options=resolve_data_options(cfg))
     out = Path(cfg.out_dir)
     last_path, best_path = out / "last.safetensors", out / "best.safetensors"
 
@@ -425,14 +493,12 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
     if teacher is not None:
         to_layout(teacher.to(device), cfg.channels_last)
 
-    data = get_dataset(cfg.dataset, "train", root=cfg.data_root)
-    if not isinstance(data, TensorImageDataset):
-        raise InvalidValueError(f"the trainer reads in-memory image data sets; {cfg.dataset} is not one yet")
-    train_idx, val_idx = split_indices(len(data), cfg.val_size)
-    if cfg.train_subset:
-        train_idx = train_idx[: cfg.train_subset]
+    data, train_idx, val_data, val_idx = training_data(cfg)
+    if ddp.main and val_data is not data:
+        log(f"validation: the {dataset_info(cfg.dataset, cfg.data_root, **cfg.data_options).validation_split!r} "
+            f"split ({len(val_idx)} samples)")
     train_batches = Batches(data, train_idx, cfg.batch_size, True, cfg.seed, ddp.rank, ddp.world)
-    val_batches = Batches(data, val_idx, 256, False)
+    val_batches = Batches(val_data, val_idx, 256, False)
     steps_per_epoch = train_batches.steps_per_epoch()
     if steps_per_epoch == 0:
         raise InvalidValueError(f"batch size {cfg.batch_size} is larger than the training data on each process")
@@ -455,8 +521,7 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
             log(f"resumed from {last_path} at step {step}")
 
     net = nn.parallel.DistributedDataParallel(model) if ddp.world > 1 else model
-    use_kd = teacher is not None and not getattr(teacher, "fresh_head", False)
-    loss_fn = MDLoss(kd_weight=cfg.kd_weight if use_kd else 0.0, temperature=cfg.temperature,
+    loss_fn = MDLoss(kd_weight=cfg.kd_weight, temperature=cfg.temperature,
                      mem_weight=cfg.mem_weight if teacher is not None else 0.0)
     logger = _RunLog(out, cfg) if ddp.main else None
 

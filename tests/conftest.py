@@ -135,3 +135,33 @@ def ncaltech_root(tmp_path: Path) -> Path:
                                  t.tolist(), rng.integers(0, 2, m).tolist())
             (folder / cls / f"image_{i + 1:04d}.bin").write_bytes(data)
     return tmp_path
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path) -> Path:
+    """An ImageFolder tree of real image files: train/ with classes 'b-dog', 'a-cat', 'c-bird' (PNG and
+    JPEG, greyscale and RGB, 12x10 and 20x16, 8 per class; a class's images are bright in a band
+    whose row encodes it), val/ with 3 per class, and a stray text file that is not an image."""
+    from PIL import Image
+
+    rng = _rng(7)
+    names = ["b-dog", "a-cat", "c-bird"]
+
+    def image(path: Path, label: int, i: int) -> None:
+        h, w = (12, 10) if i % 2 == 0 else (20, 16)
+        pixels = rng.integers(0, 50, (h, w, 3), np.uint8)
+        row = (sorted(names).index(names[label]) * h) // 3
+        pixels[row:row + h // 3] = 230
+        img = Image.fromarray(pixels)
+        if i % 3 == 0:
+            img = img.convert("L")
+        img.save(path, "PNG" if i % 2 == 0 else "JPEG")
+
+    for split, count in (("train", 8), ("val", 3)):
+        for label, name in enumerate(names):
+            folder = tmp_path / "pets" / split / name
+            folder.mkdir(parents=True)
+            for i in range(count):
+                image(folder / f"{i}.{'png' if i % 2 == 0 else 'JPG'}", label, i)
+    (tmp_path / "pets" / "train" / "a-cat" / "notes.txt").write_text("not an image")
+    return tmp_path / "pets"

@@ -13,7 +13,7 @@ import torch
 from conftest import encode_events
 
 from mdsnn_zoo import CorruptFileError, DatasetNotFoundError, MdsnnError, dataset_info, get_dataset
-from mdsnn_zoo.data import count_samples, list_datasets, locate, to_time_major
+from mdsnn_zoo.data import count_samples, dataset_splits, imagefolder, list_datasets, locate, to_time_major
 from mdsnn_zoo.data.idx import read_idx, write_idx
 from mdsnn_zoo.data.ncaltech101 import decode_events, events_to_frames
 
@@ -30,7 +30,7 @@ def _check(ds, n, shape, num_classes):
 
 
 def test_registry_lists_every_dataset():
-    assert list_datasets() == ["cifar10", "cifar100", "fashion-mnist", "n-caltech101",
+    assert list_datasets() == ["cifar10", "cifar100", "fashion-mnist", "imagefolder", "n-caltech101",
                                "tiny-imagenet"]
     with pytest.raises(MdsnnError, match="unknown data set 'mnist'.*fashion-mnist"):
         dataset_info("mnist")
@@ -93,15 +93,16 @@ def test_truncated_or_foreign_idx_is_refused(fmnist_root):
 
 
 @pytest.mark.parametrize("name", ["fashion-mnist", "cifar10", "cifar100", "tiny-imagenet",
-                                  "n-caltech101"])
+                                  "n-caltech101", "imagefolder"])
 def test_empty_or_missing_root_gives_one_line_error(name, tmp_path, no_system_dirs):
-    split = dataset_info(name).splits[-1]
+    split = dataset_splits(name)[-1]
     for root in (tmp_path, tmp_path / "does-not-exist"):
         with pytest.raises(DatasetNotFoundError) as err:
             get_dataset(name, split, root=root)
         msg = str(err.value)
         assert "\n" not in msg and str(root) in msg and "nothing is downloaded" in msg
-        assert "expected" in msg and dataset_info(name).source in msg
+        source = imagefolder.INFO.source if name == "imagefolder" else dataset_info(name).source
+        assert "expected" in msg and source in msg
 
 
 def test_cifar10(cifar10_root):
@@ -225,3 +226,51 @@ def test_debian_train_split_if_installed():
     if not debian.exists():
         pytest.skip("Debian's dataset-fashion-mnist is not installed")
     assert count_samples("fashion-mnist", "train") == 60000
+
+
+def test_image_folder_reads_classes_shapes_and_statistics(image_folder):
+    train = get_dataset("imagefolder", "train", root=image_folder)
+    info = train.info
+    assert info.classes == ("a-cat", "b-dog", "c-bird") and info.num_classes == 3  # sorted as torchvision sorts
+    assert info.input_shape == (1, 12, 10)  # the first training image (a-cat/0.png) is greyscale, 12x10
+    assert len(train) == 24 and count_samples("imagefolder", "train", root=image_folder) == 24  # notes.txt skipped
+    assert torch.equal(train.targets, torch.arange(3).repeat_interleave(8))
+    rgb = get_dataset("imagefolder", "train", root=image_folder, channels=3, size=16, normalize=False)
+    assert rgb.info.input_shape == (3, 16, 16) and rgb.data.shape == (24, 3, 16, 16)
+    # the band that encodes the class survives conversion and resizing: brightest rows differ per class
+    rows = rgb.data.float().mean((1, 3))  # [N, H]
+    thirds = torch.stack([rows[:, :5].mean(1), rows[:, 6:10].mean(1), rows[:, 11:].mean(1)], 1)  # [N, 3]
+    assert thirds.argmax(1).tolist() == [0] * 8 + [1] * 8 + [2] * 8
+    # normalisation statistics are the train split's pixels
+    x = rgb.data.double() / 255
+    assert rgb.info.mean == pytest.approx(tuple(x.mean((0, 2, 3)).tolist()))
+    assert rgb.info.std == pytest.approx(tuple(x.std((0, 2, 3), correction=0).tolist()))
+    normalised = get_dataset("imagefolder", "train", root=image_folder, channels=3, size=16)
+    assert abs(float(torch.stack([normalised[i][0] for i in range(24)]).mean())) < 1e-4
+    # val keeps train's classes, and its statistics (not its own)
+    val = get_dataset("imagefolder", "val", root=image_folder, channels=3, size=16)
+    assert len(val) == 9 and val.info.mean == rgb.info.mean and val.targets.tolist() == [0] * 3 + [1] * 3 + [2] * 3
+    given = get_dataset("imagefolder", "val", root=image_folder, channels=1, size=[8, 6], mean=[0.5], std=[0.25])
+    assert given.info.mean == (0.5,) and given[0][0].shape == (1, 8, 6)
+    assert dataset_info("imagefolder", root=image_folder, channels=3, size=16) == rgb.info
+
+
+def test_image_folder_errors_name_the_file_or_folder(image_folder, tmp_path):
+    bad = image_folder / "train" / "b-dog" / "3.JPG"
+    bad.write_bytes(b"\xff\xd8 not really a jpeg")
+    with pytest.raises(CorruptFileError, match=f"cannot decode image {bad}"):
+        get_dataset("imagefolder", "train", root=image_folder, channels=3, size=9)
+    bad.unlink()
+    (image_folder / "val" / "d-fish").mkdir()
+    (image_folder / "val" / "d-fish" / "0.png").write_bytes((image_folder / "val" / "a-cat" / "0.png").read_bytes())
+    with pytest.raises(ValueError, match="d-fish is a class the train split does not have"):
+        get_dataset("imagefolder", "val", root=image_folder, channels=3, size=9)
+    with pytest.raises(DatasetNotFoundError, match=f"imagefolder split 'train' not found.*{tmp_path / 'none'}"):
+        get_dataset("imagefolder", "train", root=tmp_path / "none")
+    with pytest.raises(ValueError, match="channels must be 1 .greyscale. or 3"):
+        get_dataset("imagefolder", "train", root=image_folder, channels=2, size=9)
+    with pytest.raises(ValueError, match="give both mean and std"):
+        get_dataset("imagefolder", "train", root=image_folder, channels=1, size=9, mean=[0.5])
+    (tmp_path / "empty" / "train" / "a").mkdir(parents=True)
+    with pytest.raises(DatasetNotFoundError, match="has class folders but no images"):
+        get_dataset("imagefolder", "train", root=tmp_path / "empty", channels=1, size=4)

@@ -301,3 +301,37 @@ def test_entries_without_weights_build_for_their_data(name, x_shape, classes):
     assert model.time_steps == mdsnn_zoo.get_weights(name)["time_steps"]
     with torch.no_grad():
         assert model(torch.rand(x_shape)).shape == (1, classes)
+
+
+def test_finetune_a_zoo_student_on_an_image_folder_and_score_it(published, image_folder, tmp_path, capsys):
+    """One command fine-tunes a zoo student on a folder of one's own images (fresh 3-class head, inputs
+    made 1x28x28 like the zoo model's, checkpoints chosen on the folder's val split); another scores it."""
+    from mdsnn_zoo import checkpoint as ckpt
+    from mdsnn_zoo.cli import main
+
+    common = ["--dataset", "imagefolder", "--data-root", str(image_folder), "--max-steps", "3", "--batch-size",
+              "8", "--no-progress", "--no-tensorboard", "--no-amp", "--arch-kwargs", '{"backend": "torch"}']
+    teacher = registry.ENTRIES[TINY].teacher
+    # MD needs a teacher that saw this data: the zoo teacher did not
+    assert main(["finetune", TINY, *common, "--out-dir", str(tmp_path / "refused")]) == 2
+    assert f"{teacher}, the teacher of {TINY}, never saw imagefolder" in capsys.readouterr().err
+    assert main(["finetune", teacher, *common, "--out-dir", str(tmp_path / "teacher")]) == 0
+    assert "validation: the 'val' split (9 samples)" in capsys.readouterr().out
+    t_cfg = ckpt.read_checkpoint(tmp_path / "teacher" / "best.safetensors")[1]["info"]["config"]
+    opts = t_cfg["data_options"]
+    assert (t_cfg["method"], opts["channels"], opts["size"]) == ("finetune", 1, [28, 28])
+    assert len(opts["mean"]) == 1  # the folder's own statistics, kept with the run
+    student = tmp_path / "student"
+    assert main(["finetune", TINY, *common, "--teacher", str(tmp_path / "teacher" / "best.safetensors"),
+                 "--out-dir", str(student)]) == 0
+    rows = (student / "log.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    assert float(rows[-1].split(",")[header.index("mem")]) > 0 and float(rows[-1].split(",")[header.index("kd")]) > 0
+    cfg = ckpt.read_checkpoint(student / "best.safetensors")[1]["info"]["config"]
+    assert (cfg["method"], cfg["w_bits"], cfg["dataset"]) == ("md", 2, "imagefolder")
+    capsys.readouterr()
+    assert main(["eval", str(student / "best.safetensors"), "--dataset", "imagefolder", "--data-root",
+                 str(image_folder), "--split", "val", "--backend", "torch", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["samples"] == 9 and 0 <= result["top1"] <= 100 and result["membrane_mse"] > 0
+    assert main(["finetune", TINY, *common, "--no-distill", "--out-dir", str(tmp_path / "ce")]) == 0

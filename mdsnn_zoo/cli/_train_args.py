@@ -9,7 +9,7 @@ import typing
 
 from mdsnn_zoo.train import TrainConfig
 
-_SKIP = {"method", "arch_kwargs", "zoo_model"}
+_SKIP = {"method", "arch_kwargs", "zoo_model", "data_options"}
 
 
 def _parse_optional_int(text: str) -> int | None:
@@ -42,11 +42,14 @@ def add_config_arguments(parser: argparse.ArgumentParser, defaults: dict) -> Non
             parser.add_argument(flag, default=default, metavar=f.name.upper())
     parser.add_argument("--arch-kwargs", type=json.loads, default={}, metavar="JSON",
                         help='extra architecture arguments, e.g. \'{"width": 48}\'')
+    parser.add_argument("--data-options", type=json.loads, default={}, metavar="JSON",
+                        help='data set options, e.g. for imagefolder \'{"channels": 1, "size": 28}\' (default: '
+                        "the shape of the model the run starts from)")
 
 
 def config_from_args(args: argparse.Namespace, method: str) -> TrainConfig:
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if f.name not in _SKIP}
-    return TrainConfig(method=method, arch_kwargs=args.arch_kwargs, **values)
+    return TrainConfig(method=method, arch_kwargs=args.arch_kwargs, data_options=args.data_options, **values)
 
 
 def run_training(cfg: TrainConfig) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from mdsnn_zoo.data import count_samples, dataset_info, list_datasets, locate
+from mdsnn_zoo.data import count_samples, dataset_splits, list_datasets, locate
 from mdsnn_zoo.errors import DatasetNotFoundError
 
 HELP = "show which data sets are found, where, and how many samples each split has"
@@ -21,16 +21,15 @@ def survey(root: str | None) -> list[dict]:
     """One row per (data set, split): status ``shipped``, ``found`` or ``missing``."""
     rows = []
     for name in list_datasets():
-        for split in dataset_info(name).splits:
+        for split in dataset_splits(name):
             row = {"dataset": name, "split": split, "samples": None, "status": "missing",
                    "location": None}
             try:
                 loc = locate(name, split, root)
+                row.update(samples=count_samples(name, split, root),
+                           status="shipped" if loc.shipped else "found", location=str(loc.folder))
             except DatasetNotFoundError:
-                rows.append(row)
-                continue
-            row.update(samples=count_samples(name, split, root),
-                       status="shipped" if loc.shipped else "found", location=str(loc.folder))
+                pass
             rows.append(row)
     return rows
 

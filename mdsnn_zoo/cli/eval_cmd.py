@@ -30,15 +30,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_model(ref: str):
-    """(model, dataset, its teacher's reference or None) for a zoo name or a checkpoint path."""
+    """(model, dataset, data options, its teacher's reference or None) for a zoo name or a checkpoint
+    path; the data options read its data set as it was trained (an image folder's shape and statistics)."""
     from mdsnn_zoo.train import model_from_checkpoint
     from mdsnn_zoo.zoo.registry import create_model, get_entry
 
     if ref.endswith(".safetensors") or Path(ref).exists():
         model, cfg = model_from_checkpoint(ref)
-        return model, cfg.dataset, cfg.teacher if cfg.method == "md" else None
+        return model, cfg.dataset, cfg.data_options, cfg.teacher if cfg.method == "md" else None
     e = get_entry(ref)  # an unknown name raises, listing the closest ones
-    return create_model(ref, pretrained=True), e.dataset, e.teacher
+    return create_model(ref, pretrained=True), e.dataset, {}, e.teacher
+
+
+def data_options_for(model_dataset: str, model_options: dict, dataset: str) -> dict:
+    """Options to read ``dataset`` for a model trained on ``model_dataset``: its own options on its own
+    data; for an image folder it was not trained on, the model's input shape."""
+    from mdsnn_zoo.data import dataset_info, shape_from_files
+
+    if dataset == model_dataset:
+        return dict(model_options)
+    if not shape_from_files(dataset):
+        return {}
+    c, h, w = dataset_info(model_dataset, **model_options).input_shape
+    return {"channels": c, "size": [h, w]}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from mdsnn_zoo.data import get_dataset
     from mdsnn_zoo.train import _device, evaluate
 
-    model, dataset, teacher_ref = load_model(args.model)
+    model, trained_on, options, teacher_ref = load_model(args.model)
     teacher_ref = args.teacher or teacher_ref
     teacher = load_model(teacher_ref)[0] if teacher_ref else None
     if args.backend:
@@ -66,8 +80,8 @@ def run(args: argparse.Namespace) -> int:
     model.to(device)
     if teacher is not None:
         teacher.to(device)
-    dataset = args.dataset or dataset
-    data = get_dataset(dataset, args.split, root=args.data_root)
+    dataset = args.dataset or trained_on
+    data = get_dataset(dataset, args.split, root=args.data_root, **data_options_for(trained_on, options, dataset))
     loader = DataLoader(data, batch_size=args.batch_size, shuffle=False)
     with torch.inference_mode(False):
         result = evaluate(model, tqdm(loader, desc="eval", leave=False), device, args.amp, teacher)

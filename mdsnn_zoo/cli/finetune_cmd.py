@@ -1,5 +1,9 @@
-"""``mdsnn-zoo finetune [NAME]``: continue training a zoo model (NAME) or a checkpoint (``--init``);
-a zoo student is fine-tuned with MD from its zoo teacher, a checkpoint with MD when ``--teacher`` is given."""
+"""``mdsnn-zoo finetune [NAME]``: continue training a zoo model (NAME) or a checkpoint (``--init``).
+
+A zoo student is fine-tuned with MD: on its own data set from its zoo teacher; on other data (an
+image folder) from ``--teacher``, a float checkpoint fine-tuned on that data first (the zoo teacher
+never saw it), else the run stops and says so (``--no-distill``: cross-entropy only). A checkpoint is
+fine-tuned with MD when ``--teacher`` is given."""
 
 from __future__ import annotations
 
@@ -29,5 +33,6 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args, method)
     cfg.zoo_model, cfg.arch, cfg.arch_kwargs = e.name, e.arch, {**e.arch_kwargs, **cfg.arch_kwargs}
     cfg.time_steps, cfg.w_bits, cfg.u_bits, cfg.first_last_bits = e.time_steps, e.w_bits, e.u_bits, e.first_last_bits
-    cfg.teacher = e.teacher
+    # on its own data set the zoo teacher; on other data a teacher fine-tuned on it (--teacher), or an error
+    cfg.teacher = args.teacher or (e.teacher if method == "md" and cfg.dataset == e.dataset else None)
     return run_training(cfg)

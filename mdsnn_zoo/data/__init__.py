@@ -1,14 +1,16 @@
 """Data sets (``get_dataset``), their metadata, and the time-major encoding an SNN takes."""
 
-from mdsnn_zoo.data import cifar, fashion_mnist, ncaltech101, tiny_imagenet  # noqa: F401  (register)
+from mdsnn_zoo.data import cifar, fashion_mnist, imagefolder, ncaltech101, tiny_imagenet  # noqa: F401  (register)
 from mdsnn_zoo.data._registry import (
     DatasetInfo,
     SplitLocation,
     count_samples,
     dataset_info,
+    dataset_splits,
     get_dataset,
     list_datasets,
     locate,
+    shape_from_files,
 )
 from mdsnn_zoo.data.encoding import to_time_major
 
@@ -17,8 +19,10 @@ __all__ = [
     "SplitLocation",
     "count_samples",
     "dataset_info",
+    "dataset_splits",
     "get_dataset",
     "list_datasets",
     "locate",
+    "shape_from_files",
     "to_time_major",
 ]

@@ -31,6 +31,8 @@ class DatasetInfo:
     ``input_shape`` is one frame ``[C, H, W]``; static images enter an SNN by direct encoding (the
     same frame at every time step), event data as ``time_steps`` frames of 2 polarities.
     ``mean``/``std`` are per channel, applied to pixel values scaled to ``[0, 1]``.
+    ``validation_split``: a split kept for choosing checkpoints, apart from ``test`` (the trainer
+    validates on it when it is on disk, else on a held-out part of ``train``).
     """
 
     name: str
@@ -43,6 +45,7 @@ class DatasetInfo:
     source: str
     licence: str
     classes: tuple[str, ...] | None = None
+    validation_split: str | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,8 @@ class DatasetSpec:
     ``count(split, folder)`` returns the number of samples cheaply.
     ``load(split, folder, **options)`` returns the torch Dataset.
     ``expects(split)`` says in words which files are needed, for the error message.
+    ``describe(folder, **options)``, for a data set whose classes and shape come from its files (an
+    image folder): the ``DatasetInfo`` of what is found there; ``info`` is then only a template.
     """
 
     info: DatasetInfo
@@ -62,6 +67,7 @@ class DatasetSpec:
     expects: Callable[[str], str]
     system_dirs: tuple[Path, ...] = ()
     split_aliases: dict[str, str] = field(default_factory=dict)
+    describe: Callable[..., DatasetInfo] | None = None
 
 
 @dataclass(frozen=True)
@@ -97,9 +103,30 @@ def _spec(name: str) -> DatasetSpec:
     return _SPECS[key]
 
 
-def dataset_info(name: str) -> DatasetInfo:
-    """The metadata of data set ``name`` (classes, input shape, normalisation, splits)."""
-    return _spec(name).info
+def dataset_splits(name: str) -> tuple[str, ...]:
+    """The splits data set ``name`` can have (without reading any file)."""
+    return _spec(name).info.splits
+
+
+def shape_from_files(name: str) -> bool:
+    """Whether data set ``name`` takes its classes and input shape from its files (``imagefolder``)."""
+    return _spec(name).describe is not None
+
+
+def dataset_info(name: str, root: str | os.PathLike | None = None, **options: Any) -> DatasetInfo:
+    """The metadata of data set ``name`` (classes, input shape, normalisation, splits). For a data set
+    read from what its folder holds (``imagefolder``) it is that of the folder found (``root``, as in
+    ``get_dataset``) read with ``options``."""
+    spec = _spec(name)
+    if spec.describe is None:
+        return spec.info
+    missing = None
+    for split in spec.info.splits:
+        try:
+            return spec.describe(locate(name, split, root).folder, **options)
+        except DatasetNotFoundError as err:
+            missing = missing or err
+    raise missing
 
 
 def _canonical_split(spec: DatasetSpec, split: str) -> str:

@@ -1,0 +1,177 @@
+"""Your own images in torchvision's ``ImageFolder`` layout: ``DIR/<split>/<class>/<image>``.
+
+Splits ``train``, ``val`` and ``test``, whichever exist. Classes are the sub-folder names of the train
+split (of the first split found when there is no train split), sorted as torchvision sorts them
+(``sorted()`` of the names), so label ``i`` is the i-th name; a class folder in another split that the
+train split lacks is an error. Files with torchvision's image extensions are read (``.jpg``,
+``.jpeg``, ``.png``, ``.ppm``, ``.bmp``, ``.pgm``, ``.tif``, ``.tiff``, ``.webp``, any case); others are
+ignored.
+
+Each image becomes the model's input: converted to greyscale (``channels=1``, PIL mode ``L``) or RGB
+(``channels=3``) and resized to ``size`` (an int or ``(height, width)``; bilinear) when it differs.
+Without ``channels``/``size`` they are the first training image's (greyscale if its mode is a single
+band); fine-tuning a zoo model passes that model's own. Normalisation uses ``mean``/``std`` when
+given, else the per-channel mean and standard deviation of the train split's pixels (scaled to
+[0, 1]). A split is decoded once into memory (``uint8 [N, C, H, W]``) and kept for the process, so
+the trainer's fast in-memory path reads it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mdsnn_zoo.data._base import TensorImageDataset, Transform
+from mdsnn_zoo.data._registry import DatasetInfo, DatasetSpec, register_dataset
+from mdsnn_zoo.errors import CorruptFileError, DatasetNotFoundError, InvalidValueError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+SPLITS = ("train", "val", "test")
+INFO = DatasetInfo(
+    name="imagefolder",
+    num_classes=0,  # known once a folder is read: dataset_info("imagefolder", root=DIR)
+    input_shape=(3, 0, 0),
+    mean=(0.0,),
+    std=(1.0,),
+    kind="static",
+    splits=SPLITS,
+    source="your own labelled images",
+    licence="that of your images",
+    validation_split="val",
+)
+
+
+def _class_dirs(split_dir: Path) -> list[str]:
+    return sorted(e.name for e in os.scandir(split_dir) if e.is_dir())
+
+
+def _find(split: str, base: Path) -> Path | None:
+    d = base / split
+    return base.resolve() if d.is_dir() and _class_dirs(d) else None
+
+
+def _expects(split: str) -> str:
+    return f"DIR/{split}/<class>/<image> (sub-folders of images, one per class)"
+
+
+def _images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def classes(root: Path) -> tuple[str, ...]:
+    """The class names of an image folder: the train split's sub-folders (else the first split's)."""
+    for split in SPLITS:
+        if _find(split, root) is not None:
+            return tuple(_class_dirs(root / split))
+    raise DatasetNotFoundError(f"{root} holds no split folder with class sub-folders: expected "
+                               f"{_expects('train')}")
+
+
+def _samples(split: str, root: Path) -> tuple[list[Path], list[int]]:
+    names = classes(root)
+    index = {c: i for i, c in enumerate(names)}
+    paths: list[Path] = []
+    labels: list[int] = []
+    for c in _class_dirs(root / split):
+        if c not in index:
+            raise InvalidValueError(f"{root / split / c} is a class the train split does not have "
+                                    f"({', '.join(names)}); add it to {root / 'train'} or remove it")
+        found = _images(root / split / c)
+        paths += found
+        labels += [index[c]] * len(found)
+    if not paths:
+        raise DatasetNotFoundError(f"{root / split} has class folders but no images ({', '.join(IMAGE_SUFFIXES)})")
+    return paths, labels
+
+
+def _count(split: str, root: Path) -> int:
+    return len(_samples(split, root)[0])
+
+
+def _shape_options(root: Path, channels: int | None, size: int | tuple[int, int] | list[int] | None
+                   ) -> tuple[int, int, int]:
+    """(channels, height, width) the images become; defaults from the first training image."""
+    if channels is None or size is None:
+        split = next(s for s in SPLITS if _find(s, root) is not None)
+        with _open(_samples(split, root)[0][0]) as img:
+            channels = channels or (1 if len(img.getbands()) == 1 else 3)
+            size = size or (img.height, img.width)
+    if channels not in (1, 3):
+        raise InvalidValueError(f"channels must be 1 (greyscale) or 3 (RGB), got {channels!r}")
+    h, w = (size, size) if isinstance(size, int) else tuple(size)
+    if not (isinstance(h, int) and isinstance(w, int) and h >= 1 and w >= 1):
+        raise InvalidValueError(f"size must be an int or (height, width) of positive ints, got {size!r}")
+    return channels, h, w
+
+
+def _open(path: Path):
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        img = Image.open(path)
+        img.load()
+        return img
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise CorruptFileError(f"cannot decode image {path}: {exc}; replace or remove the file") from None
+
+
+@functools.lru_cache(maxsize=8)
+def _decode(root: Path, split: str, shape: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """All images of a split as ``uint8 [N, C, H, W]`` and their labels ``int64 [N]`` (cached)."""
+    from PIL import Image
+
+    c, h, w = shape
+    paths, labels = _samples(split, root)
+    data = torch.empty(len(paths), c, h, w, dtype=torch.uint8)
+    for i, path in enumerate(paths):
+        with _open(path) as img:
+            img = img.convert("L" if c == 1 else "RGB")
+            if img.size != (w, h):
+                img = img.resize((w, h), Image.BILINEAR)
+            pixels = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
+        data[i] = pixels.view(h, w, c).permute(2, 0, 1)  # [H, W, C] -> [C, H, W]
+    return data, torch.tensor(labels, dtype=torch.int64)
+
+
+@functools.lru_cache(maxsize=8)
+def _statistics(root: Path, shape: tuple[int, int, int]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and standard deviation of the train split's pixels in [0, 1]."""
+    split = "train" if _find("train", root) is not None else next(s for s in SPLITS if _find(s, root))
+    data, _ = _decode(root, split, shape)
+    x = data.to(torch.float64).div_(255.0).transpose(0, 1).reshape(shape[0], -1)  # [C, N * H * W]
+    std = x.std(1, correction=0).clamp(min=1e-3)  # a constant channel keeps a usable scale
+    return tuple(x.mean(1).tolist()), tuple(std.tolist())
+
+
+def describe(root: Path, channels: int | None = None, size: Any = None, mean: Any = None, std: Any = None,
+             **_: Any) -> DatasetInfo:
+    """The metadata of the image folder at ``root`` as it will be read with these options."""
+    shape = _shape_options(root, channels, size)
+    if (mean is None) != (std is None):
+        raise InvalidValueError("give both mean and std (one value per channel), or neither")
+    if mean is None:
+        mean, std = _statistics(root, shape)
+    mean, std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
+    if len(mean) != shape[0] or len(std) != shape[0] or min(std) <= 0:
+        raise InvalidValueError(f"mean and std need {shape[0]} values (one per channel, std > 0), got "
+                                f"{mean} and {std}")
+    names = classes(root)
+    return dataclasses.replace(INFO, num_classes=len(names), input_shape=shape, mean=mean, std=std,
+                               classes=names)
+
+
+def _load(split: str, root: Path, transform: Transform | None = None, normalize: bool = True,
+          **options: Any) -> TensorImageDataset:
+    info = describe(root, **options)
+    data, targets = _decode(root, split, info.input_shape)
+    return TensorImageDataset(data, targets, info, transform, normalize)
+
+
+SPEC = register_dataset(DatasetSpec(
+    info=INFO, find=_find, count=_count, load=_load, expects=_expects, describe=describe,
+))
