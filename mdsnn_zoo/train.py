@@ -30,11 +30,12 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from spikingjelly.activation_based import functional
 from torch import nn
+from torch.utils.data import Dataset
 
 from mdsnn_zoo import checkpoint as ckpt
 from mdsnn_zoo.bench.common import describe_machine
 from mdsnn_zoo.data import dataset_info, get_dataset, shape_from_files
-from mdsnn_zoo.data._base import TensorImageDataset
+from mdsnn_zoo.data.batching import Batches, augment_batch, split_indices
 from mdsnn_zoo.distill import MDLoss, MembraneRecorder, MembraneTargets
 from mdsnn_zoo.errors import DatasetNotFoundError, InvalidValueError
 from mdsnn_zoo.models import build_model, relu_twin
@@ -82,6 +83,7 @@ class TrainConfig:
     augment: bool = True
     val_size: int = 5000  # held out from the training split, for choosing checkpoints
     train_subset: int | None = None  # use only this many training samples (quick runs)
+    workers: int = 2  # DataLoader processes for data sets read from files (in-memory sets need none)
     kd_weight: float = 0.5
     temperature: float = 2.0
     mem_weight: float = 1.0
@@ -100,81 +102,11 @@ class TrainConfig:
 
 # -- data --------------------------------------------------------------------------------------------
 
-def split_indices(n: int, val_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(train, val) indices of a training split: a fixed permutation (seed 0), the last val_size held out."""
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(0))
-    if not 0 <= val_size < n:
-        raise InvalidValueError(f"val_size must be in [0, {n}), got {val_size}")
-    return perm[: n - val_size], perm[n - val_size:]
-
-
-def augment_batch(x: torch.Tensor, gen: torch.Generator, pad: int = 2, flip: bool = True,
-                  erase_p: float = 0.25) -> torch.Tensor:
-    """Random crop (zero padding ``pad``), horizontal flip and random erasing, per sample, batched.
-
-    ``x: [N, C, H, W]`` float (normalised); draws from ``gen`` only, so it replays on resume.
-    """
-    n, c, h, w = x.shape
-    padded = F.pad(x, (pad, pad, pad, pad))
-    dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
-    rows = (dy[:, None] + torch.arange(h)[None, :])[:, None, :, None].expand(n, c, h, w)
-    cols = (dx[:, None] + torch.arange(w)[None, :])[:, None, None, :].expand(n, c, h, w)
-    n_idx = torch.arange(n)[:, None, None, None]
-    c_idx = torch.arange(c)[None, :, None, None]
-    out = padded[n_idx, c_idx, rows, cols]  # [N, C, H, W], each sample its own offset
-    if flip:
-        mask = torch.rand(n, generator=gen) < 0.5
-        out = torch.where(mask[:, None, None, None], out.flip(-1), out)
-    if erase_p > 0:
-        apply = torch.rand(n, generator=gen) < erase_p
-        eh = torch.randint(h // 8, h // 2 + 1, (n,), generator=gen)
-        ew = torch.randint(w // 8, w // 2 + 1, (n,), generator=gen)
-        y0 = (torch.rand(n, generator=gen) * (h - eh + 1)).long()
-        x0 = (torch.rand(n, generator=gen) * (w - ew + 1)).long()
-        ys, xs = torch.arange(h)[None, :], torch.arange(w)[None, :]
-        inside = ((ys >= y0[:, None]) & (ys < (y0 + eh)[:, None]))[:, :, None] & \
-                 ((xs >= x0[:, None]) & (xs < (x0 + ew)[:, None]))[:, None, :]
-        out = out.masked_fill((inside & apply[:, None, None])[:, None], 0.0)
-    return out
-
-
-class Batches:
-    """Batches of an in-memory split, in the order of a (seed, epoch) permutation, optionally sharded
-    across DDP ranks and started part-way (resume)."""
-
-    def __init__(self, dataset: TensorImageDataset, indices: torch.Tensor, batch_size: int,
-                 shuffle: bool, seed: int = 0, rank: int = 0, world: int = 1) -> None:
-        self.dataset, self.indices, self.batch_size = dataset, indices, batch_size
-        self.shuffle, self.seed, self.rank, self.world = shuffle, seed, rank, world
-
-    def steps_per_epoch(self) -> int:
-        if self.shuffle:  # training: equal whole batches on every rank, the remainder dropped
-            return len(self.indices) // self.world // self.batch_size
-        return math.ceil(math.ceil(len(self.indices) / self.world) / self.batch_size)
-
-    def epoch(self, epoch: int, start_step: int = 0):
-        idx = self.indices
-        if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed * 100003 + epoch)
-            idx = idx[torch.randperm(len(idx), generator=g)]
-            idx = idx[: len(idx) // self.world * self.world]
-        idx = idx[self.rank::self.world]
-        for step in range(start_step, self.steps_per_epoch()):
-            sel = idx[step * self.batch_size:(step + 1) * self.batch_size]
-            images = self.dataset.data[sel].to(torch.float32).div_(255.0)
-            if self.dataset.normalize:
-                images = (images - self.dataset._mean) / self.dataset._std
-            yield images, self.dataset.targets[sel]
-
-
-def training_data(cfg: TrainConfig) -> tuple[TensorImageDataset, torch.Tensor, TensorImageDataset, torch.Tensor]:
+def training_data(cfg: TrainConfig) -> tuple[Dataset, torch.Tensor, Dataset, torch.Tensor]:
     """(train data, its indices to train on, validation data, its indices): the data set's own
     validation split when it has one on disk (all of train is trained on), else the last
     ``val_size`` of a fixed permutation of train, held out. Never the test split."""
     data = get_dataset(cfg.dataset, "train", root=cfg.data_root, **cfg.data_options)
-    if not isinstance(data, TensorImageDataset):
-        raise InvalidValueError(f"the trainer reads in-memory image data sets; {cfg.dataset} is not one yet")
     val_split = dataset_info(cfg.dataset, cfg.data_root, **cfg.data_options).validation_split
     val_data = None
     if val_split:
@@ -315,8 +247,11 @@ def resolve_data_options(cfg: TrainConfig) -> dict:
     """``cfg.data_options`` completed, for a data set whose shape comes from its files (an image
     folder), with the channels and size of the model the run starts from (a zoo model, ``--init`` or
     ``--teacher``; else the first image's) and the normalisation statistics, so that the stored config
-    reads the data the same way again; other data sets take them as they are."""
+    reads the data the same way again; event recordings are binned into ``cfg.time_steps`` frames
+    unless told otherwise."""
     opts = dict(cfg.data_options)
+    if dataset_info(cfg.dataset).kind == "events":  # recordings are binned into the run's time steps
+        opts.setdefault("time_steps", cfg.time_steps)
     if not shape_from_files(cfg.dataset):
         return opts
     shape = None
@@ -497,8 +432,8 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
     if ddp.main and val_data is not data:
         log(f"validation: the {dataset_info(cfg.dataset, cfg.data_root, **cfg.data_options).validation_split!r} "
             f"split ({len(val_idx)} samples)")
-    train_batches = Batches(data, train_idx, cfg.batch_size, True, cfg.seed, ddp.rank, ddp.world)
-    val_batches = Batches(val_data, val_idx, 256, False)
+    train_batches = Batches(data, train_idx, cfg.batch_size, True, cfg.seed, ddp.rank, ddp.world, cfg.workers)
+    val_batches = Batches(val_data, val_idx, 256, False, workers=cfg.workers)
     steps_per_epoch = train_batches.steps_per_epoch()
     if steps_per_epoch == 0:
         raise InvalidValueError(f"batch size {cfg.batch_size} is larger than the training data on each process")

@@ -15,9 +15,10 @@ import pytest
 import torch
 
 from mdsnn_zoo import checkpoint as ckpt
+from mdsnn_zoo.data.batching import augment_batch
 from mdsnn_zoo.data.idx import write_idx
 from mdsnn_zoo.errors import CorruptFileError, MdsnnError
-from mdsnn_zoo.train import TrainConfig, augment_batch, config_from_dict, train
+from mdsnn_zoo.train import TrainConfig, config_from_dict, train
 
 TINY = {"width": 4, "backend": "torch"}
 
@@ -262,3 +263,48 @@ def test_a_relu_twin_starts_the_spiking_network(data_root, tmp_path):
               log=lambda *_: None)
     with pytest.raises(MdsnnError, match="activation must be one of lif, relu"):
         train(_cfg(data_root, tmp_path / "bad2", activation="tanh"), log=lambda *_: None)
+
+
+def test_file_backed_data_batches_as_in_memory_data_does(data_root):
+    """The DataLoader path (any map-style data set) gives the in-memory fast path's batches, bit for bit,
+    in the same order, started part-way the same way."""
+    from torch.utils.data import Dataset
+
+    from mdsnn_zoo.data import get_dataset
+    from mdsnn_zoo.data.batching import Batches
+
+    fast = get_dataset("fashion-mnist", "train", root=data_root)
+
+    class Plain(Dataset):  # the same samples, one __getitem__ at a time
+        def __len__(self):
+            return len(fast)
+
+        def __getitem__(self, i):
+            return fast[i]
+
+    idx = torch.arange(0, 400, 3)
+    for shuffle in (True, False):
+        a = list(Batches(fast, idx, 16, shuffle, seed=4).epoch(2, start_step=1))
+        b = list(Batches(Plain(), idx, 16, shuffle, seed=4, workers=1).epoch(2, start_step=1))
+        assert len(a) == len(b) > 0
+        for (xa, ya), (xb, yb) in zip(a, b, strict=True):
+            assert torch.equal(xa, xb) and torch.equal(ya, yb) and yb.dtype == torch.int64
+
+
+def test_training_on_event_recordings_resumes_exactly(ncaltech_root, tmp_path):
+    """N-Caltech101 recordings (decoded from .bin files by DataLoader workers) train, binned into the
+    run's time steps and augmented frame by frame; a resumed run ends with the uninterrupted one's weights."""
+    def cfg(out, **kw):
+        return TrainConfig(dataset="n-caltech101", data_root=str(ncaltech_root), arch="small_cnn",
+                           arch_kwargs={"width": 4, "backend": "torch"}, time_steps=2, epochs=2, batch_size=4,
+                           val_size=3, out_dir=str(out), progress=False, tensorboard=False, amp=False, seed=1,
+                           workers=1, **kw)
+
+    full = train(cfg(tmp_path / "full"), log=lambda *_: None)
+    assert full["step"] == 2 * (10 // 4)
+    info = ckpt.read_checkpoint(tmp_path / "full" / "last.safetensors")[1]["info"]
+    assert info["config"]["data_options"] == {"time_steps": 2}
+    train(cfg(tmp_path / "cut", max_steps=3, checkpoint_every=3), log=lambda *_: None)
+    train(cfg(tmp_path / "cut", resume=True), log=lambda *_: None)
+    a, b = _weights(tmp_path / "full" / "last.safetensors"), _weights(tmp_path / "cut" / "last.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -58,6 +58,16 @@ class TensorImageDataset(_ImageDataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         return self._to_float(self.data[index]), int(self.targets[index])
 
+    def batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Samples ``indices`` at once: ``x: [N, C, H, W] float32`` (as ``__getitem__`` gives each one),
+        ``y: [N] int64``."""
+        images = self.data[indices].to(torch.float32).div_(255.0)
+        if self.normalize:
+            images = (images - self._mean) / self._std
+        if self.transform is not None:
+            images = torch.stack([self.transform(x) for x in images])
+        return images, self.targets[indices]
+
 
 class FileImageDataset(_ImageDataset):
     """A split of image files decoded on access (RGB, resized to ``info.input_shape`` if needed)."""

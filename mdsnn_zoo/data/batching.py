@@ -1,0 +1,101 @@
+"""The one batching path of training and validation, and the batch augmentation.
+
+A split's samples come in the order of a permutation fixed by (seed, epoch), sharded across DDP
+ranks and started part-way on resume, so a resumed run sees the batches an uninterrupted one would.
+In-memory image sets (``TensorImageDataset``) are batched by indexing their tensors (no per-sample
+calls); any other map-style data set (image files, event recordings) through a ``DataLoader`` with
+``workers`` processes, over the same indices in the same order.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from mdsnn_zoo.data._base import TensorImageDataset
+from mdsnn_zoo.errors import InvalidValueError
+
+
+def split_indices(n: int, val_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train, val) indices of a training split: a fixed permutation (seed 0), the last val_size held out."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+    if not 0 <= val_size < n:
+        raise InvalidValueError(f"val_size must be in [0, {n}), got {val_size}")
+    return perm[: n - val_size], perm[n - val_size:]
+
+
+class Batches:
+    """Batches ``(x, y)`` of ``dataset[indices]``: ``x: [N, C, H, W]`` (images) or ``[N, T, C, H, W]``
+    (event frames) float32, ``y: [N]`` int64. ``shuffle`` (training): a (seed, epoch) permutation and
+    whole batches only, equal on every rank; else in order, every sample once."""
+
+    def __init__(self, dataset: Dataset, indices: torch.Tensor, batch_size: int, shuffle: bool,
+                 seed: int = 0, rank: int = 0, world: int = 1, workers: int = 0) -> None:
+        self.dataset, self.indices, self.batch_size = dataset, indices, batch_size
+        self.shuffle, self.seed, self.rank, self.world, self.workers = shuffle, seed, rank, world, workers
+
+    def steps_per_epoch(self) -> int:
+        if self.shuffle:  # training: equal whole batches on every rank, the remainder dropped
+            return len(self.indices) // self.world // self.batch_size
+        return math.ceil(math.ceil(len(self.indices) / self.world) / self.batch_size)
+
+    def _order(self, epoch: int) -> torch.Tensor:
+        """This rank's indices for ``epoch``, in the order they are batched."""
+        idx = self.indices
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 100003 + epoch)
+            idx = idx[torch.randperm(len(idx), generator=g)]
+            idx = idx[: len(idx) // self.world * self.world]
+        return idx[self.rank::self.world]
+
+    def epoch(self, epoch: int, start_step: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        idx = self._order(epoch)
+        steps = self.steps_per_epoch()
+        if isinstance(self.dataset, TensorImageDataset):
+            for step in range(start_step, steps):
+                yield self.dataset.batch(idx[step * self.batch_size:(step + 1) * self.batch_size])
+            return
+        chosen = idx[start_step * self.batch_size: steps * self.batch_size]  # steps * size >= len(idx) in order
+        loader = DataLoader(self.dataset, batch_size=self.batch_size, sampler=chosen.tolist(),
+                            num_workers=self.workers, drop_last=self.shuffle)
+        for x, y in loader:
+            yield x, torch.as_tensor(y, dtype=torch.int64)
+
+
+def augment_batch(x: torch.Tensor, gen: torch.Generator, pad: int = 2, flip: bool = True,
+                  erase_p: float = 0.25) -> torch.Tensor:
+    """Random crop (zero padding ``pad``), horizontal flip and random erasing, per sample, batched.
+
+    ``x: [N, C, H, W]`` float (normalised images), or ``[N, T, C, H, W]`` event frames (each sample's
+    frames moved, flipped and erased alike); draws from ``gen`` only, so it replays on resume.
+    """
+    if x.ndim == 5:
+        n, t, c, h, w = x.shape
+        return augment_batch(x.reshape(n, t * c, h, w), gen, pad, flip, erase_p).view(n, t, c, h, w)
+    n, c, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+    rows = (dy[:, None] + torch.arange(h)[None, :])[:, None, :, None].expand(n, c, h, w)
+    cols = (dx[:, None] + torch.arange(w)[None, :])[:, None, None, :].expand(n, c, h, w)
+    n_idx = torch.arange(n)[:, None, None, None]
+    c_idx = torch.arange(c)[None, :, None, None]
+    out = padded[n_idx, c_idx, rows, cols]  # [N, C, H, W], each sample its own offset
+    if flip:
+        mask = torch.rand(n, generator=gen) < 0.5
+        out = torch.where(mask[:, None, None, None], out.flip(-1), out)
+    if erase_p > 0:
+        apply = torch.rand(n, generator=gen) < erase_p
+        eh = torch.randint(h // 8, h // 2 + 1, (n,), generator=gen)
+        ew = torch.randint(w // 8, w // 2 + 1, (n,), generator=gen)
+        y0 = (torch.rand(n, generator=gen) * (h - eh + 1)).long()
+        x0 = (torch.rand(n, generator=gen) * (w - ew + 1)).long()
+        ys, xs = torch.arange(h)[None, :], torch.arange(w)[None, :]
+        inside = ((ys >= y0[:, None]) & (ys < (y0 + eh)[:, None]))[:, :, None] & \
+                 ((xs >= x0[:, None]) & (xs < (x0 + ew)[:, None]))[:, None, :]
+        out = out.masked_fill((inside & apply[:, None, None])[:, None], 0.0)
+    return out
