@@ -15,7 +15,6 @@ from __future__ import annotations
 
 __version__ = "0.1.0.dev0"
 
-from mdsnn_zoo.data import DatasetInfo, dataset_info, get_dataset, list_datasets
 from mdsnn_zoo.errors import (
     CorruptFileError,
     DatasetNotFoundError,
@@ -29,7 +28,9 @@ from mdsnn_zoo.errors import (
 )
 
 _LAZY = {"QuantLIFNode": "mdsnn_zoo.neuron", "list_models": "mdsnn_zoo.zoo.registry",
-         "create_model": "mdsnn_zoo.zoo.registry", "get_weights": "mdsnn_zoo.zoo.registry"}
+         "create_model": "mdsnn_zoo.zoo.registry", "get_weights": "mdsnn_zoo.zoo.registry",
+         "DatasetInfo": "mdsnn_zoo.data", "dataset_info": "mdsnn_zoo.data", "get_dataset": "mdsnn_zoo.data",
+         "list_datasets": "mdsnn_zoo.data"}
 
 
 def __getattr__(name: str):

@@ -19,10 +19,23 @@ def test_python_dash_m_version():
 
 
 def test_help_lists_subcommands(capsys):
+    from mdsnn_zoo.cli import SUBCOMMANDS
+
     with pytest.raises(SystemExit) as exit_:
         main(["--help"])
     assert exit_.value.code == 0
-    assert "data" in capsys.readouterr().out
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps long lines
+    for name, help_line in SUBCOMMANDS.items():
+        assert f"{name} {' '.join(help_line.split())[:40]}" in out, name
+
+
+def test_import_and_version_load_no_torch():
+    """``import mdsnn_zoo`` and ``mdsnn-zoo --version`` import neither torch nor a subcommand."""
+    code = ("import sys, mdsnn_zoo; from mdsnn_zoo.cli import main\n"
+            "try:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m == 'torch' or m.endswith('_cmd')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines() == [f"mdsnn-zoo {__version__}", "[]"]
 
 
 def test_data_shows_shipped_test_split(capsys, no_system_dirs):

@@ -11,6 +11,7 @@ import os
 import random
 import shutil
 import subprocess
+import zlib
 
 import pytest
 import torch
@@ -115,7 +116,7 @@ def test_triton_matches_reference(c):
     from mdsnn_zoo.kernels import lif_triton
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    _compare(lif_triton, c, m=1021 + 2 * c["T"], device=device, seed=hash(str(c)) % 1000)
+    _compare(lif_triton, c, m=1021 + 2 * c["T"], device=device, seed=zlib.crc32(str(c).encode()) % 1000)
 
 
 @pytest.mark.parametrize("c", _configs(8, seed=2), ids=lambda c: "-".join(map(str, c.values())))

@@ -50,3 +50,23 @@ def test_shared_stem_and_channels_last_change_nothing(arch, channels_last, w_bit
         functional.reset_net(plain)
         functional.reset_net(fast)
         torch.testing.assert_close(fast.eval()(x), plain.eval()(x), rtol=1e-4, atol=1e-5)
+
+
+def test_five_dimensional_input_is_read_by_its_time_axis_and_ambiguity_is_refused():
+    torch.manual_seed(1)
+    net = build_model("small_cnn", num_classes=3, in_channels=2, time_steps=3, input_size=8, width=4,
+                      backend="torch").eval()
+    events = torch.rand(5, 3, 2, 8, 8)  # [N, T, C, H, W]
+
+    def run(x, **kw):
+        functional.reset_net(net)
+        with torch.no_grad():
+            return net(x, **kw)
+
+    want = run(events)
+    torch.testing.assert_close(run(events.transpose(0, 1).contiguous()), want)  # [T, N, ...]: found by T
+    torch.testing.assert_close(run(events.transpose(0, 1), time_major=True), want)
+    square = torch.rand(3, 3, 2, 8, 8)
+    with pytest.raises(ValueError, match="ambiguous with time_steps=3.*pass time_major=True"):
+        run(square)
+    torch.testing.assert_close(run(square, time_major=False), run(square.transpose(0, 1), time_major=True))

@@ -1,7 +1,7 @@
 """The ``mdsnn-zoo`` command line: one small module per subcommand.
 
-Each subcommand module defines ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) ->
-int``; it only parses and prints, the work is done by the library. Errors of bad input
+Each subcommand module defines ``add_arguments(parser)`` and ``run(args) -> int`` (its help line is
+in ``SUBCOMMANDS``); it only parses and prints, the work is done by the library. Errors of bad input
 (:class:`mdsnn_zoo.MdsnnError`) print as one line and exit with status 2.
 """
 
@@ -15,26 +15,40 @@ from collections.abc import Sequence
 from mdsnn_zoo import __version__
 from mdsnn_zoo.errors import MdsnnError
 
-SUBCOMMANDS = ("list", "info", "eval", "finetune", "train", "distill", "plot", "bench", "data")
+SUBCOMMANDS = {  # name: one line of help; a subcommand's module is imported only when it runs
+    "list": "list zoo models (name, data, T, bits, method, top-1, file size)",
+    "info": "show a zoo model's metadata (data, T, bits, method, top-1, teacher, sha256, recipe, file)",
+    "eval": "evaluate a zoo model or a checkpoint on the test split (top-1, spike rate, membrane MSE to the teacher)",
+    "finetune": "fine-tune a zoo model or a checkpoint (--init), with membrane distillation when it has a teacher",
+    "train": "train a float SNN, or a quantized one with cross-entropy only (naive QAT)",
+    "distill": "train a low-bit student with membrane-aware distillation from a float teacher (--teacher)",
+    "plot": "draw figures (plot membranes: teacher vs naive-QAT vs MD student; plot curves: validation top-1)",
+    "bench": "measure throughput and print a markdown table (bench lif | mse | train)",
+    "data": "show which data sets are found, where, and how many samples each split has",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only ``command``'s module is imported (for its arguments), so ``--version``,
+    ``--help`` and each subcommand load no more than they use."""
     parser = argparse.ArgumentParser(
         prog="mdsnn-zoo",
         description="Quantized spiking neural networks with membrane potential-aware distillation.",
     )
     parser.add_argument("--version", action="version", version=f"mdsnn-zoo {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in SUBCOMMANDS:
-        module = importlib.import_module(f"mdsnn_zoo.cli.{name}_cmd")
-        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
-        module.add_arguments(p)
-        p.set_defaults(run=module.run)
+    for name, help_line in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_line, description=help_line)
+        if name == command:
+            module = importlib.import_module(f"mdsnn_zoo.cli.{name}_cmd")
+            module.add_arguments(p)
+            p.set_defaults(run=module.run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(next((a for a in argv if not a.startswith("-")), None))
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

@@ -8,8 +8,6 @@ import json
 from mdsnn_zoo.data import count_samples, dataset_splits, list_datasets, locate
 from mdsnn_zoo.errors import DatasetNotFoundError
 
-HELP = "show which data sets are found, where, and how many samples each split has"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-root", metavar="DIR", default=None,

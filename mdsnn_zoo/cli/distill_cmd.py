@@ -6,8 +6,6 @@ import argparse
 
 from mdsnn_zoo.cli._train_args import add_config_arguments, config_from_args, run_training
 
-HELP = "train a low-bit student with membrane-aware distillation from a float teacher (--teacher)"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser, {"w_bits": 2, "u_bits": 2, "lr": 0.02, "warmup_epochs": 0.0, "learn_step": False})

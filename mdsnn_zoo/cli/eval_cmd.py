@@ -9,8 +9,6 @@ from pathlib import Path
 
 from mdsnn_zoo.errors import InvalidValueError
 
-HELP = "evaluate a zoo model or a checkpoint on the test split (top-1, spike rate, membrane MSE to the teacher)"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="a zoo model name (see `mdsnn-zoo list --pretrained`) or a checkpoint "

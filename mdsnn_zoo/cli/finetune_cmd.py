@@ -12,8 +12,6 @@ import argparse
 from mdsnn_zoo.cli._train_args import add_config_arguments, config_from_args, run_training
 from mdsnn_zoo.errors import InvalidValueError
 
-HELP = "fine-tune a zoo model or a checkpoint (--init), with membrane distillation when it has a teacher"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", nargs="?", default=None, help="a zoo model (see `mdsnn-zoo list --pretrained`)")

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-HELP = "show a zoo model's metadata (data, T, bits, method, top-1, teacher, sha256, recipe, file)"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", help="a zoo model, e.g. small_cnn.fmnist_t4_w2u2_md (see `mdsnn-zoo list`)")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "list zoo models (name, data, T, bits, method, top-1, file size)"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("pattern", nargs="?", default="*", help="shell-style pattern, e.g. 'vgg9.*'")

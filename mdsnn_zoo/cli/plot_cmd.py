@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "draw figures (plot membranes: teacher vs naive-QAT vs MD student; plot curves: validation top-1)"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="figure", metavar="FIGURE", required=True)

@@ -6,8 +6,6 @@ import argparse
 
 from mdsnn_zoo.cli._train_args import add_config_arguments, config_from_args, run_training
 
-HELP = "train a float SNN, or a quantized one with cross-entropy only (naive QAT)"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser, {})

@@ -17,10 +17,11 @@ def _stateless(module: nn.Module) -> bool:
 class SpikingNet(nn.Module):
     """``features`` (multi-step SpikingJelly layers) then ``head``; logits are averaged over time.
 
-    Input: a batch ``[N, C, H, W]`` (static images, repeated over ``time_steps`` steps) or
-    ``[N, T, C, H, W]`` (event frames), or already time-major ``[T, N, C, H, W]`` when
-    ``time_major=True``. Output: logits ``[N, classes]``. Call ``functional.reset_net`` between
-    batches (the trainer and ``evaluate`` do).
+    Input: a batch ``[N, C, H, W]`` (static images, repeated over ``time_steps`` steps), or event
+    frames ``[N, T, C, H, W]`` or time-major ``[T, N, C, H, W]``. ``time_major`` says which a 5-d input
+    is; None (default) tells them apart by which axis has ``time_steps`` entries, and refuses a batch
+    where both have (N = T: pass ``time_major`` then). Output: logits ``[N, classes]``. Call
+    ``functional.reset_net`` between batches (the trainer and ``evaluate`` do).
 
     ``share_stem`` (default True): a static image is the same at every step, so the stateless layers
     before the first neuron (the stem's convolution and batch norm) run once on ``[1, N, ...]`` and
@@ -50,7 +51,18 @@ class SpikingNet(nn.Module):
             n += 1
         return n
 
-    def forward(self, x: torch.Tensor, time_major: bool = False) -> torch.Tensor:
+    def _is_time_major(self, x: torch.Tensor, time_major: bool | None) -> bool:
+        if x.ndim != 5 or time_major is not None:
+            return bool(time_major)
+        t = self.time_steps
+        if x.shape[0] == t and x.shape[1] == t:
+            raise InvalidValueError(f"input {tuple(x.shape)} is ambiguous with time_steps={t}: both of its first "
+                                    "axes could be time; pass time_major=True for [T, N, C, H, W] or False for "
+                                    "[N, T, C, H, W]")
+        return x.shape[0] == t and x.shape[1] != t
+
+    def forward(self, x: torch.Tensor, time_major: bool | None = None) -> torch.Tensor:
+        time_major = self._is_time_major(x, time_major)
         stem = self._stem_length() if self.share_stem and not time_major and x.ndim == 4 else 0
         if stem:
             once = self.features[:stem](x.unsqueeze(0))  # [1, N, C', H', W']: the stem on one step
