@@ -22,7 +22,6 @@ through ``h_seq`` and is folded into the reverse-time recurrence there.
 from __future__ import annotations
 
 import functools
-import importlib
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from types import ModuleType
@@ -31,11 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mdsnn_zoo import backends
 from mdsnn_zoo.errors import InvalidValueError, UnknownNameError, UsageError
 from mdsnn_zoo.neuron import QuantLIFNode
-
-_MSE_MODULES = {"torch": "mdsnn_zoo.kernels.mse_reference", "triton": "mdsnn_zoo.kernels.mse_triton",
-                "cupy": "mdsnn_zoo.kernels.mse_cupy"}
 
 
 def lif_layers(model: nn.Module) -> list[str]:
@@ -152,25 +149,6 @@ class MembraneTargets:
         return torch.stack(losses).mean()
 
 
-@functools.cache
-def _mse_backend(name: str) -> ModuleType:
-    return importlib.import_module(_MSE_MODULES[name])
-
-
-def _pick_mse_backend(backend: str, device: torch.device) -> str:
-    if backend not in ("auto", *_MSE_MODULES):
-        raise InvalidValueError(f"unknown membrane_mse backend {backend!r}: choose 'auto', 'torch', 'triton' "
-                                "or 'cupy'")
-    if backend != "auto":
-        if backend == "cupy" and device.type != "cuda":
-            raise InvalidValueError("membrane_mse backend 'cupy' needs CUDA tensors")
-        return backend
-    if device.type == "cuda":
-        available = QuantLIFNode.available_backends()
-        return next(b for b in ("triton", "cupy", "torch") if b == "torch" or b in available)
-    return "torch"
-
-
 class _MembraneMSE(torch.autograd.Function):
     """Loss and gradient of every layer in one fused pass each; the teacher gets no gradient."""
 
@@ -225,8 +203,8 @@ def membrane_mse(student: Mapping[str, torch.Tensor], teacher: Mapping[str, torc
     s = [student[n] for n in names]
     clip = clip or {}
     t = [teacher[n].detach().clamp(*clip[n]) if n in clip else teacher[n].detach() for n in names]
-    chosen = _pick_mse_backend(backend, s[0].device)
-    return _MembraneMSE.apply(_mse_backend(chosen), len(names), *s, *t)
+    chosen = backends.resolve(backend, "mse", s[0].device.type)
+    return _MembraneMSE.apply(backends.module(chosen, "mse"), len(names), *s, *t)
 
 
 class MDLoss(nn.Module):

@@ -7,11 +7,7 @@ arguments, the state, the step modes and the choice of a backend.
 
 from __future__ import annotations
 
-import functools
-import importlib
 import math
-import os
-import shutil
 import warnings
 from collections.abc import Callable
 from types import ModuleType
@@ -20,56 +16,17 @@ import torch
 from spikingjelly.activation_based import base, surrogate
 from torch import nn
 
+from mdsnn_zoo import backends
 from mdsnn_zoo._ste import grad_scale, pow2_ste
 from mdsnn_zoo.errors import InvalidTypeError, InvalidValueError
 from mdsnn_zoo.kernels.lif_reference import LIFParams, grid_constants, lif_autograd
 
-BACKENDS = ("torch", "inductor", "triton", "cupy")
-_MODULES = {
-    "torch": "mdsnn_zoo.kernels.lif_reference",
-    "inductor": "mdsnn_zoo.kernels.lif_inductor",
-    "triton": "mdsnn_zoo.kernels.lif_triton",
-    "cupy": "mdsnn_zoo.kernels.lif_cupy",
-}
 # SpikingJelly surrogate classes the kernels implement, by class name (both SpikingJelly releases).
 _KNOWN_SURROGATES = {
     "ATan": "atan",
     "Sigmoid": "sigmoid",
     "PiecewiseQuadratic": "piecewise_quadratic",
     "Rect": "rect",
-}
-
-
-@functools.cache
-def _backend_module(name: str) -> ModuleType:
-    return importlib.import_module(_MODULES[name])
-
-
-def _triton_runs() -> bool:
-    try:
-        import triton  # noqa: F401
-    except ImportError:
-        return False
-    return torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") == "1"
-
-
-def _cupy_runs() -> bool:
-    try:
-        import cupy
-        return cupy.cuda.runtime.getDeviceCount() > 0
-    except Exception:  # ImportError, or CUDA errors when no driver or GPU is present
-        return False
-
-
-def _inductor_runs() -> bool:
-    return any(shutil.which(c) for c in (os.environ.get("CXX", "g++"), "c++", "clang++"))
-
-
-_AVAILABLE: dict[str, Callable[[], bool]] = {
-    "torch": lambda: True,
-    "inductor": _inductor_runs,
-    "triton": _triton_runs,
-    "cupy": _cupy_runs,
 }
 
 
@@ -179,7 +136,7 @@ class QuantLIFNode(base.MemoryModule):
             surrogate.ATan(alpha=2.0)
         self._kind, self._alpha, _ = _resolve_surrogate(self.surrogate_function)
         self.step_mode = step_mode
-        self.backend = _check_backend(backend)
+        self.backend = backends.check(backend, "lif")
         self.store_v_seq = store_v_seq
         self.store_h_seq = store_h_seq
         self.u_bits = None
@@ -201,7 +158,7 @@ class QuantLIFNode(base.MemoryModule):
     @staticmethod
     def available_backends() -> list[str]:
         """The backends that run on this machine now, e.g. ``['torch', 'inductor']`` on a CPU."""
-        return [name for name in BACKENDS if _AVAILABLE[name]()]
+        return backends.available_backends("lif")
 
     def set_u_bits(self, u_bits: int | None) -> None:
         """Quantize the membrane to ``u_bits`` (2..8; None: full precision); (re)initialises ``delta``."""
@@ -282,13 +239,7 @@ class QuantLIFNode(base.MemoryModule):
             if name not in ("auto", "torch"):
                 raise InvalidValueError(f"float64 input runs only on backend='torch', not {name!r}")
             return "torch"
-        if name == "auto":
-            order = ("triton", "cupy", "torch") if x.is_cuda else ("inductor", "torch")
-            return next(b for b in order if _AVAILABLE[b]())
-        if name == "cupy" and not x.is_cuda:
-            raise InvalidValueError("backend='cupy' needs CUDA tensors; move the input to a GPU or use "
-                                    "backend='auto'")
-        return name
+        return backends.resolve(name, "lif", x.device.type)
 
     def _state(self, x_seq: torch.Tensor, order: tuple[int, ...] | None) -> torch.Tensor:
         """The state ``v`` as ``[M]`` float32 (M = N * features, in the memory order ``order`` of
@@ -332,7 +283,7 @@ class QuantLIFNode(base.MemoryModule):
             save = torch.is_grad_enabled() and any(
                 t is not None and t.requires_grad for t in (x, v0, delta))
             target = self._flat_target(x, x_seq, order)
-            spikes, v_last, h, mse = _LIFFunction.apply(x, v0, delta, _backend_module(backend), p, need_h, save,
+            spikes, v_last, h, mse = _LIFFunction.apply(x, v0, delta, backends.module(backend, "lif"), p, need_h, save,
                                                         target)
             self.membrane_mse = mse
         mem_feat = x_mem.shape[1:]
@@ -411,17 +362,3 @@ def _inverse(order: tuple[int, ...] | list[int]) -> list[int]:
     for i, d in enumerate(order):
         inv[d] = i
     return inv
-
-
-def _check_backend(backend: str) -> str:
-    if backend == "auto":
-        return backend
-    if backend not in BACKENDS:
-        raise InvalidValueError(f"unknown backend {backend!r}: choose 'auto' or one of {', '.join(BACKENDS)}")
-    if not _AVAILABLE[backend]():
-        hint = {"triton": "it needs a CUDA GPU, or TRITON_INTERPRET=1 set before import for the CPU",
-                "cupy": "install mdsnn-zoo[cuda] (cupy-cuda13x) and use a CUDA GPU",
-                "inductor": "torch.compile needs a C++ compiler (g++) on the CPU"}[backend]
-        available = ", ".join(QuantLIFNode.available_backends())
-        raise InvalidValueError(f"backend {backend!r} is not available here ({hint}); available: {available}")
-    return backend

@@ -7,8 +7,6 @@ import argparse
 import json
 from pathlib import Path
 
-from mdsnn_zoo.errors import InvalidValueError
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="a zoo model name (see `mdsnn-zoo list --pretrained`) or a checkpoint "
@@ -65,12 +63,10 @@ def run(args: argparse.Namespace) -> int:
     teacher_ref = args.teacher or teacher_ref
     teacher = load_model(teacher_ref)[0] if teacher_ref else None
     if args.backend:
-        from mdsnn_zoo.neuron import QuantLIFNode, _check_backend
+        from mdsnn_zoo.backends import check
+        from mdsnn_zoo.neuron import QuantLIFNode
 
-        try:
-            _check_backend(args.backend)
-        except ValueError as exc:
-            raise InvalidValueError(str(exc)) from None
+        check(args.backend, "lif")
         for m in [*model.modules(), *(teacher.modules() if teacher is not None else [])]:
             if isinstance(m, QuantLIFNode):
                 m.backend = args.backend
