@@ -218,11 +218,15 @@ class MDLoss(nn.Module):
     """
 
     def __init__(self, ce_weight: float = 1.0, kd_weight: float = 0.5, temperature: float = 2.0,
-                 mem_weight: float = 1.0, layers: Iterable[str] | None = None, backend: str = "auto") -> None:
+                 mem_weight: float = 1.0, layers: Iterable[str] | None = None, backend: str = "auto",
+                 label_smoothing: float = 0.0) -> None:
         super().__init__()
         if temperature <= 0:
             raise InvalidValueError(f"temperature must be > 0, got {temperature}")
+        if not 0.0 <= label_smoothing < 1.0:
+            raise InvalidValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
         self.ce_weight, self.kd_weight, self.temperature = ce_weight, kd_weight, temperature
+        self.label_smoothing = label_smoothing
         self.mem_weight, self.backend = mem_weight, backend
         self.layers = None if layers is None else list(layers)
 
@@ -234,7 +238,7 @@ class MDLoss(nn.Module):
         """``membrane_loss`` (from :class:`MembraneTargets`) replaces the recorded membranes;
         ``clip``: the student recorder's ``ranges``."""
         zero = logits.new_zeros((), dtype=torch.float32)
-        ce = F.cross_entropy(logits.float(), target)
+        ce = F.cross_entropy(logits.float(), target, label_smoothing=self.label_smoothing)
         kd = mem = zero
         if self.kd_weight and teacher_logits is not None:
             T = self.temperature

@@ -27,7 +27,6 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from spikingjelly.activation_based import functional
 from torch import nn
 from torch.utils.data import Dataset
@@ -346,12 +345,11 @@ def _make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer
 
 def train_step(net: nn.Module, model: nn.Module, teacher: nn.Module | None, optimizer: torch.optim.Optimizer,
                x: torch.Tensor, y: torch.Tensor, loss_fn: MDLoss, *, amp: bool, fused_mse: bool = True,
-               label_smoothing: float = 0.0, grad_clip: float | None = None
-               ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+               grad_clip: float | None = None) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
     """One optimisation step of ``model`` (run as ``net``: itself, or its DDP wrapper) on
-    ``x: [N, C, H, W]``, ``y: [N]``: cross-entropy alone without a teacher, ``loss_fn`` (CE, KD and
-    the membrane MSE to the teacher's) with one. Returns (loss, logits ``[N, classes]``, loss parts),
-    detached. The trainer and ``mdsnn-zoo bench train`` both run this."""
+    ``x: [N, C, H, W]``, ``y: [N]`` with ``loss_fn``: its cross-entropy alone without a teacher, with
+    one also KD and the membrane MSE to the teacher's. Returns (loss, logits ``[N, classes]``, loss
+    parts), detached. The trainer and ``mdsnn-zoo bench train`` both run this."""
     device = x.device
     functional.reset_net(model)
     with autocast(device, amp):
@@ -369,8 +367,7 @@ def train_step(net: nn.Module, model: nn.Module, teacher: nn.Module | None, opti
                 loss, parts = loss_fn(logits, y, t_logits, s_rec.membranes, t_rec.membranes, clip=s_rec.ranges)
         else:
             logits = net(x)
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
-            parts = {"ce": loss.detach()}
+            loss, parts = loss_fn(logits, y)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if grad_clip:
@@ -456,7 +453,7 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
             log(f"resumed from {last_path} at step {step}")
 
     net = nn.parallel.DistributedDataParallel(model) if ddp.world > 1 else model
-    loss_fn = MDLoss(kd_weight=cfg.kd_weight, temperature=cfg.temperature,
+    loss_fn = MDLoss(kd_weight=cfg.kd_weight, temperature=cfg.temperature, label_smoothing=cfg.label_smoothing,
                      mem_weight=cfg.mem_weight if teacher is not None else 0.0)
     logger = _RunLog(out, cfg) if ddp.main else None
 
@@ -487,8 +484,7 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
                 x = augment_batch(x, aug_gen)
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             loss, logits, parts = train_step(net, model, teacher, optimizer, x, y, loss_fn, amp=amp,
-                                             fused_mse=cfg.fused_mse, label_smoothing=cfg.label_smoothing,
-                                             grad_clip=cfg.grad_clip)
+                                             fused_mse=cfg.fused_mse, grad_clip=cfg.grad_clip)
             scheduler.step()
             step += 1
             seen += len(y) * ddp.world

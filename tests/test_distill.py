@@ -195,3 +195,16 @@ def test_fused_membrane_targets_equal_recorded_mse(backend):
     assert student[1].membrane_target is None  # cleared on exit
     with pytest.raises(MdsnnError, match="not a QuantLIFNode of the student"):
         MembraneTargets(student, {"7": torch.zeros(1)})
+
+
+def test_mdloss_takes_label_smoothing():
+    import torch.nn.functional as F
+
+    gen = torch.Generator().manual_seed(2)
+    logits, teacher = torch.randn(6, 4, generator=gen), torch.randn(6, 4, generator=gen)
+    y = torch.tensor([0, 1, 2, 3, 0, 1])
+    total, parts = MDLoss(label_smoothing=0.1)(logits, y, teacher)
+    assert torch.equal(parts["ce"], F.cross_entropy(logits, y, label_smoothing=0.1))
+    assert not torch.equal(parts["ce"], MDLoss()(logits, y, teacher)[1]["ce"])
+    with pytest.raises(ValueError, match="label_smoothing must be in"):
+        MDLoss(label_smoothing=1.0)
