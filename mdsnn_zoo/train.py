@@ -249,9 +249,9 @@ def resolve_data_options(cfg: TrainConfig) -> dict:
     reads the data the same way again; event recordings are binned into ``cfg.time_steps`` frames
     unless told otherwise."""
     opts = dict(cfg.data_options)
-    if dataset_info(cfg.dataset).kind == "events":  # recordings are binned into the run's time steps
-        opts.setdefault("time_steps", cfg.time_steps)
     if not shape_from_files(cfg.dataset):
+        if dataset_info(cfg.dataset).kind == "events":  # recordings are binned into the run's time steps
+            opts.setdefault("time_steps", cfg.time_steps)
         return opts
     shape = None
     if "channels" in opts and "size" in opts:

@@ -186,12 +186,20 @@ def test_shipped_weights_load_and_match_their_sha256():
     shipped = mdsnn_zoo.list_models(pretrained=True)
     if not shipped:
         pytest.skip("no weights ship yet")
-    for name in shipped:
+    for name in shipped:  # what the metadata claims, recomputed from the shipped files
         meta = mdsnn_zoo.get_weights(name)
-        assert meta["file"] is not None, f"{name}: its weights file is not in the package"
-        assert hashlib.sha256(open(meta["file"], "rb").read()).hexdigest() == meta["sha256"]
-        assert 0 <= meta["top1"] <= 100
-        mdsnn_zoo.create_model(name, pretrained=True, backend="torch")
+        assert meta.file is not None, f"{name}: its weights file is not in the package"
+        data = open(meta.file, "rb").read()
+        assert hashlib.sha256(data).hexdigest() == meta.sha256 and len(data) == meta.file_bytes, name
+        assert 0 <= meta.top1 <= 100 and meta.pretrained
+        model = mdsnn_zoo.create_model(name, pretrained=True, backend="torch")
+        assert sum(p.numel() for p in model.parameters()) == meta.num_params, name
+    meta = mdsnn_zoo.get_weights(shipped[0])
+    assert meta["top1"] == meta.top1 and set(meta.keys()) == set(meta.as_dict()) and meta.get("nope") is None
+    with pytest.raises(KeyError, match="zoo metadata has no field 'nope'"):
+        meta["nope"]
+    with pytest.raises(AttributeError):
+        meta.top1 = 0.0  # frozen
 
 
 @pytest.fixture()

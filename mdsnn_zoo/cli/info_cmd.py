@@ -13,5 +13,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from mdsnn_zoo.zoo.registry import get_weights
 
-    print(json.dumps(get_weights(args.name), indent=2))
+    print(json.dumps(get_weights(args.name).as_dict(), indent=2))
     return 0

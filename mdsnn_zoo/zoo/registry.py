@@ -3,7 +3,7 @@ T, bits and a training method, with the metadata of its weights where they ship 
 
     list_models("vgg9.*", pretrained=True)   # names
     create_model("small_cnn.fmnist_t4_w2u2_md", pretrained=True)
-    get_weights("small_cnn.fmnist_t4_w2u2_md")["top1"]
+    get_weights("small_cnn.fmnist_t4_w2u2_md").top1       # a ZooWeights record
 
 Tags read ``<data>_t<T>_<fp | w<b>u<b>_<md | qat>>``. Entries are declared here; what their trained
 weights measured (top-1 on the test split by ``mdsnn-zoo eval NAME``, sha256, size, the exact
@@ -12,12 +12,14 @@ command) is in ``manifest.json`` beside this file, written by ``recipes/export_z
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import fnmatch
 import functools
 import json
 import os
 import shlex
+from collections.abc import KeysView
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,32 +120,67 @@ def _local_file(name: str, record: dict) -> Path | None:
     return None
 
 
-def get_weights(name: str) -> dict[str, Any]:
-    """Metadata of ``name``: what it is, how it was trained and, where weights exist, what they score.
+@dataclass(frozen=True)
+class ZooWeights:
+    """The metadata of one zoo entry: what it is, how it was trained and, where weights exist, what they
+    score and cost. Read as attributes or, like a dict, by key (``meta["top1"]``, ``meta.keys()``);
+    ``as_dict()`` gives a plain dict (JSON)."""
 
-    Keys: name, arch, arch_kwargs, dataset, time_steps, w_bits, u_bits, first_last_bits, bias_frac_bits, method,
-    teacher, recipe, pretrained (bool), top1 (% on the test split, None without weights), num_params,
-    file_bytes, sha256, url and file (the local path of the weights, None until present).
-    """
+    name: str
+    arch: str
+    arch_kwargs: dict
+    dataset: str
+    time_steps: int
+    w_bits: int | None
+    u_bits: int | None
+    first_last_bits: int | None  # None for a float model
+    bias_frac_bits: int | None  # a student's bias grid (None for a float model)
+    method: str  # fp | qat | md
+    teacher: str | None
+    recipe: str  # the exact command that trained it (or, without weights, the one that would)
+    pretrained: bool
+    top1: float | None  # % on the test split, as `mdsnn-zoo eval NAME` prints it; None without weights
+    num_params: int
+    file_bytes: int | None
+    sha256: str | None
+    url: str | None
+    file: str | None  # the local path of the weights, None until present
+    val_top1: float | None = None  # % on the held-out validation images that chose the checkpoint
+    membrane_mse: float | None = None  # a student's membrane MSE to its teacher on the test split
+    spike_rate: float | None = None
+    trained_on: str | None = None  # the machine and precision of the run
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self.keys():
+            raise UnknownNameError(f"zoo metadata has no field {key!r}; fields: {', '.join(self.keys())}")
+        return getattr(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key) if key in self.keys() else default
+
+    def keys(self) -> KeysView[str]:
+        return dict.fromkeys(f.name for f in dataclasses.fields(self)).keys()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.keys()}
+
+
+def get_weights(name: str) -> ZooWeights:
+    """Metadata of ``name`` (a :class:`ZooWeights`): the entry's declaration, completed from
+    ``manifest.json`` where its weights ship."""
     e = get_entry(name)
     record = _manifest().get(name, {})
-    meta: dict[str, Any] = {
-        "name": e.name, "arch": e.arch, "arch_kwargs": dict(e.arch_kwargs), "dataset": e.dataset,
-        "time_steps": e.time_steps, "w_bits": e.w_bits, "u_bits": e.u_bits,
-        "first_last_bits": None if e.method == "fp" else e.first_last_bits,
-        "bias_frac_bits": None if e.method == "fp" else _bias_frac_bits(e), "method": e.method,
-        "teacher": e.teacher, "recipe": record.get("recipe", e.recipe), "pretrained": bool(record),
-        "top1": record.get("top1"), "num_params": record.get("num_params") or _num_params(name),
-        "file_bytes": record.get("file_bytes"), "sha256": record.get("sha256"), "url": record.get("url"),
-        "file": None,
-    }
-    for key in ("val_top1", "membrane_mse", "spike_rate", "trained_on"):
-        if key in record:
-            meta[key] = record[key]
-    if record:
-        path = _local_file(name, record)
-        meta["file"] = str(path) if path else None
-    return meta
+    path = _local_file(name, record) if record else None
+    return ZooWeights(
+        name=e.name, arch=e.arch, arch_kwargs=dict(e.arch_kwargs), dataset=e.dataset, time_steps=e.time_steps,
+        w_bits=e.w_bits, u_bits=e.u_bits, first_last_bits=None if e.method == "fp" else e.first_last_bits,
+        bias_frac_bits=None if e.method == "fp" else _bias_frac_bits(e), method=e.method, teacher=e.teacher,
+        recipe=record.get("recipe", e.recipe), pretrained=bool(record), top1=record.get("top1"),
+        num_params=record.get("num_params") or _num_params(name), file_bytes=record.get("file_bytes"),
+        sha256=record.get("sha256"), url=record.get("url"), file=str(path) if path else None,
+        val_top1=record.get("val_top1"), membrane_mse=record.get("membrane_mse"),
+        spike_rate=record.get("spike_rate"), trained_on=record.get("trained_on"),
+    )
 
 
 @functools.cache
