@@ -4,6 +4,7 @@ Public API::
 
     from mdsnn_zoo import list_models, create_model, get_weights      # the zoo
     from mdsnn_zoo import get_dataset, dataset_info, list_datasets    # data
+    from mdsnn_zoo import from_datasets, finetune                     # your own Dataset objects
     from mdsnn_zoo import QuantLIFNode                                # the neuron
     from mdsnn_zoo import MdsnnError, InvalidValueError, UnknownNameError, ...   # errors (also ValueError, KeyError...)
 
@@ -30,7 +31,7 @@ from mdsnn_zoo.errors import (
 _LAZY = {"QuantLIFNode": "mdsnn_zoo.neuron", "list_models": "mdsnn_zoo.zoo.registry",
          "create_model": "mdsnn_zoo.zoo.registry", "get_weights": "mdsnn_zoo.zoo.registry",
          "DatasetInfo": "mdsnn_zoo.data", "dataset_info": "mdsnn_zoo.data", "get_dataset": "mdsnn_zoo.data",
-         "list_datasets": "mdsnn_zoo.data"}
+         "list_datasets": "mdsnn_zoo.data", "from_datasets": "mdsnn_zoo.data", "finetune": "mdsnn_zoo.train"}
 
 
 def __getattr__(name: str):
@@ -58,6 +59,8 @@ __all__ = [
     "UsageError",
     "WeightsNotFoundError",
     "dataset_info",
+    "finetune",
+    "from_datasets",
     "get_dataset",
     "list_datasets",
 ]

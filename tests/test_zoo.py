@@ -343,3 +343,40 @@ def test_finetune_a_zoo_student_on_an_image_folder_and_score_it(published, image
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["samples"] == 9 and 0 <= result["top1"] <= 100 and result["membrane_mse"] > 0
     assert main(["finetune", TINY, *common, "--no-distill", "--out-dir", str(tmp_path / "ce")]) == 0
+
+
+def test_finetune_on_dataset_objects_from_python(published, tmp_path):
+    """A notebook's own Dataset objects: the same fine-tuning as the command line, in two calls."""
+    from torch.utils.data import Dataset
+
+    from mdsnn_zoo.train import model_from_checkpoint
+
+    class Shapes(Dataset):  # 3 classes, [1, 28, 28] images whose bright band encodes the label
+        classes = ["bar", "box", "dot"]
+
+        def __init__(self, n: int, seed: int) -> None:
+            gen = torch.Generator().manual_seed(seed)
+            self.targets = torch.randint(0, 3, (n,), generator=gen)
+            self.x = torch.rand(n, 1, 28, 28, generator=gen) * 0.2
+            for i, y in enumerate(self.targets.tolist()):
+                self.x[i, :, 9 * y:9 * y + 9] += 1.0
+
+        def __len__(self) -> int:
+            return len(self.targets)
+
+        def __getitem__(self, i: int):
+            return self.x[i], int(self.targets[i])
+
+    train_set, val_set = Shapes(24, 0), Shapes(6, 1)
+    common = dict(max_steps=2, batch_size=8, progress=False, tensorboard=False, amp=False, workers=0,
+                  arch_kwargs={"backend": "torch"}, log=lambda *_: None)
+    teacher = registry.ENTRIES[TINY].teacher
+    with pytest.raises(ValueError, match="never saw custom"):
+        mdsnn_zoo.finetune(TINY, train_set, val_set, out_dir=str(tmp_path / "no"), **common)
+    t = mdsnn_zoo.finetune(teacher, train_set, val_set, out_dir=str(tmp_path / "teacher"), **common)
+    s = mdsnn_zoo.finetune(TINY, train_set, val_set, teacher=str(tmp_path / "teacher" / "best.safetensors"),
+                           out_dir=str(tmp_path / "student"), **common)
+    assert t["step"] == s["step"] == 2 and s["out_dir"] == str(tmp_path / "student")
+    student, cfg = model_from_checkpoint(tmp_path / "student" / "best.safetensors")
+    assert (cfg.method, cfg.dataset, cfg.w_bits) == ("md", "custom", 2)
+    assert student.head[-1].out_features == 3  # a fresh head for the three classes

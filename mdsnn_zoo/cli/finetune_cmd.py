@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 
 from mdsnn_zoo.cli._train_args import add_config_arguments, config_from_args, run_training
-from mdsnn_zoo.errors import InvalidValueError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,17 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.name is None:
-        if not args.init:
-            raise InvalidValueError("finetune needs a zoo model NAME or a checkpoint (--init PATH)")
-        return run_training(config_from_args(args, "md" if args.teacher else "finetune"))
-    from mdsnn_zoo.zoo.registry import get_entry
+    from mdsnn_zoo.train import finetune_config
 
-    e = get_entry(args.name)
-    method = "md" if e.teacher and not args.no_distill else "finetune"
-    cfg = config_from_args(args, method)
-    cfg.zoo_model, cfg.arch, cfg.arch_kwargs = e.name, e.arch, {**e.arch_kwargs, **cfg.arch_kwargs}
-    cfg.time_steps, cfg.w_bits, cfg.u_bits, cfg.first_last_bits = e.time_steps, e.w_bits, e.u_bits, e.first_last_bits
-    # on its own data set the zoo teacher; on other data a teacher fine-tuned on it (--teacher), or an error
-    cfg.teacher = args.teacher or (e.teacher if method == "md" and cfg.dataset == e.dataset else None)
+    cfg = finetune_config(config_from_args(args, "finetune"), args.name, args.teacher, not args.no_distill)
     return run_training(cfg)

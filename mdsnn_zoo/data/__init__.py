@@ -13,6 +13,7 @@ from mdsnn_zoo.data._registry import (
     shape_from_files,
 )
 from mdsnn_zoo.data.encoding import to_time_major
+from mdsnn_zoo.data.objects import from_datasets
 
 __all__ = [
     "DatasetInfo",
@@ -20,6 +21,7 @@ __all__ = [
     "count_samples",
     "dataset_info",
     "dataset_splits",
+    "from_datasets",
     "get_dataset",
     "list_datasets",
     "locate",

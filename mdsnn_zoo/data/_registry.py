@@ -83,10 +83,11 @@ class SplitLocation:
 _SPECS: dict[str, DatasetSpec] = {}
 
 
-def register_dataset(spec: DatasetSpec) -> DatasetSpec:
-    """Add a data set to the registry; a second spec of the same name is a programming error."""
-    if spec.info.name in _SPECS:
-        raise ValueError(f"data set {spec.info.name!r} is registered twice")
+def register_dataset(spec: DatasetSpec, replace: bool = False) -> DatasetSpec:
+    """Add a data set to the registry; a second spec of the same name is a programming error unless
+    ``replace`` (data sets registered from objects, which a notebook registers again)."""
+    if spec.info.name in _SPECS and not (replace and _SPECS[spec.info.name].info.source == spec.info.source):
+        raise InvalidValueError(f"data set {spec.info.name!r} is registered already; choose another name")
     _SPECS[spec.info.name] = spec
     return spec
 
