@@ -21,6 +21,7 @@ through ``h_seq`` and is folded into the reverse-time recurrence there.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -32,6 +33,7 @@ from torch import nn
 
 from mdsnn_zoo import backends
 from mdsnn_zoo.errors import InvalidValueError, UnknownNameError, UsageError
+from mdsnn_zoo.kernels.mse_reference import clip_target
 from mdsnn_zoo.neuron import QuantLIFNode
 
 
@@ -129,14 +131,13 @@ class MembraneTargets:
         self.targets = {n: teacher_membranes[n] for n in names}
 
     def __enter__(self) -> MembraneTargets:
+        self._stack = contextlib.ExitStack()
         for name, node in self.nodes.items():
-            node.membrane_target = self.targets[name]
-            node.membrane_mse = None
+            self._stack.enter_context(node.distill_to(self.targets[name]))
         return self
 
     def __exit__(self, *exc) -> None:
-        for node in self.nodes.values():
-            node.membrane_target = None
+        self._stack.close()
 
     def loss(self) -> torch.Tensor:
         """Mean over the layers of each layer's mean squared membrane difference (differentiable)."""
@@ -202,7 +203,7 @@ def membrane_mse(student: Mapping[str, torch.Tensor], teacher: Mapping[str, torc
                                     f"membrane {tuple(teacher[name].shape)} differ in shape")
     s = [student[n] for n in names]
     clip = clip or {}
-    t = [teacher[n].detach().clamp(*clip[n]) if n in clip else teacher[n].detach() for n in names]
+    t = [clip_target(teacher[n].detach(), clip.get(n)) for n in names]
     chosen = backends.resolve(backend, "mse", s[0].device.type)
     return _MembraneMSE.apply(backends.module(chosen, "mse"), len(names), *s, *t)
 

@@ -7,9 +7,10 @@ arguments, the state, the step modes and the choice of a backend.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import ModuleType
 
 import torch
@@ -19,6 +20,7 @@ from torch import nn
 from mdsnn_zoo import backends
 from mdsnn_zoo._ste import grad_scale, pow2_ste
 from mdsnn_zoo.errors import InvalidTypeError, InvalidValueError
+from mdsnn_zoo.kernels import mse_reference
 from mdsnn_zoo.kernels.lif_reference import LIFParams, grid_constants, lif_autograd
 
 # SpikingJelly surrogate classes the kernels implement, by class name (both SpikingJelly releases).
@@ -148,8 +150,8 @@ class QuantLIFNode(base.MemoryModule):
         self.register_memory("v", self.v_reset if self.v_reset is not None else 0.0)
         self.h_seq: torch.Tensor | None = None
         self.v_seq: torch.Tensor | None = None
-        # membrane distillation fused into the neuron: the teacher's H [T, N, *] in, the MSE out
-        self.membrane_target: torch.Tensor | None = None
+        # membrane distillation fused into the neuron (``distill_to``): the teacher's H in, the MSE out
+        self._membrane_target: torch.Tensor | None = None
         self.membrane_mse: torch.Tensor | None = None
         self._warned = False
 
@@ -275,9 +277,9 @@ class QuantLIFNode(base.MemoryModule):
         p = self.params
         if backend == "autograd":
             spikes, v_last, h = lif_autograd(x, v0, delta, p, self.surrogate_function, need_h or
-                                             self.membrane_target is not None)
-            if self.membrane_target is not None:
-                self.membrane_mse = (h.float() - self._flat_target(x, x_seq, order).float()).square().mean()
+                                             self._membrane_target is not None)
+            if self._membrane_target is not None:
+                self.membrane_mse = mse_reference.mean_squared(h, self._flat_target(x, x_seq, order))
         else:
             # keep nothing for backward when no gradient can be asked for (inference)
             save = torch.is_grad_enabled() and any(
@@ -304,6 +306,17 @@ class QuantLIFNode(base.MemoryModule):
             self.v_seq = self._after_reset(h_seq, spikes, delta)
         return spikes
 
+    @contextlib.contextmanager
+    def distill_to(self, target: torch.Tensor) -> Iterator[QuantLIFNode]:
+        """Within the block, each forward also computes ``membrane_mse``, the MSE of this neuron's
+        membrane to ``target`` (a teacher's H, ``[T, N, *]``, clipped to this grid), in its kernels,
+        with its gradient folded into the backward pass. ``MembraneTargets`` sets it for a network."""
+        self._membrane_target, self.membrane_mse = target, None
+        try:
+            yield self
+        finally:
+            self._membrane_target = None
+
     def grid_range(self) -> tuple[float, float] | None:
         """(lowest, highest) membrane value of the quantized grid at its initial step, in volts
         (``-v_threshold (1 - 2^(1-b))`` to ``v_threshold``); None for a float membrane.
@@ -319,18 +332,16 @@ class QuantLIFNode(base.MemoryModule):
                      ) -> torch.Tensor | None:
         """The membrane target as ``[T, M]`` in the memory order of ``x`` (the input ``x_seq``
         flattened, see ``_memory_order``), clipped to what this neuron's grid can hold, or None."""
-        t = self.membrane_target
+        t = self._membrane_target
         if t is None:
             return None
         if t.shape[0] != x.shape[0] or t[0].numel() != x[0].numel():
-            raise InvalidValueError(f"membrane_target {tuple(t.shape)} does not match this neuron's input "
+            raise InvalidValueError(f"the membrane target {tuple(t.shape)} does not match this neuron's input "
                                     f"(T={x.shape[0]}, {x[0].numel()} neurons per step)")
         t = t.detach()
         if order is not None:  # [T, N, C, H, W] (a teacher's h_seq, any layout) -> memory order
             t = t.reshape(x_seq.shape).permute(order)
-        t = t.reshape(x.shape[0], -1)
-        span = self.grid_range()
-        return t if span is None else t.clamp(*span)
+        return mse_reference.clip_target(t.reshape(x.shape[0], -1), self.grid_range())
 
     def _after_reset(self, h: torch.Tensor, s: torch.Tensor, delta: torch.Tensor | None) -> torch.Tensor:
         """V[t] from H[t] and S[t], differentiable through both (the kernels never store it)."""

@@ -192,7 +192,7 @@ def test_fused_membrane_targets_equal_recorded_mse(backend):
     torch.testing.assert_close(grads[1][0], grads[0][0], rtol=1e-5, atol=1e-7)
     for a, b in zip(grads[0][1], grads[1][1], strict=True):
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6)
-    assert student[1].membrane_target is None  # cleared on exit
+    assert student[1]._membrane_target is None  # cleared on exit
     with pytest.raises(MdsnnError, match="not a QuantLIFNode of the student"):
         MembraneTargets(student, {"7": torch.zeros(1)})
 

@@ -283,9 +283,9 @@ def test_channels_last_input_runs_in_memory_order_with_the_same_results(u_bits):
     for inp, tgt in ((x, target), (channels_last(x), channels_last(target))):
         node = QuantLIFNode(step_mode="m", u_bits=u_bits, store_h_seq=True, backend="torch")
         leaf = inp.clone().requires_grad_()
-        node.membrane_target = tgt
-        s = node(leaf)
-        s2 = node(leaf)  # a second call continues from the stored state
+        with node.distill_to(tgt):
+            s = node(leaf)
+            s2 = node(leaf)  # a second call continues from the stored state
         ((s + 2 * s2) * torch.linspace(-1, 1, s.numel()).view(s.shape)).sum().add(node.membrane_mse).backward()
         results.append((s, s2, node.v, node.h_seq, node.membrane_mse.detach(), leaf.grad))
         functional.detach_net(node)  # the state is not a view: SpikingJelly detaches it in place
@@ -294,3 +294,19 @@ def test_channels_last_input_runs_in_memory_order_with_the_same_results(u_bits):
     assert b[2].shape == x.shape[1:]
     for want, got in zip(a, b, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("sg", [surrogate.ATan(), surrogate.SoftSign()])  # fused kernels, plain autograd
+def test_distill_to_gives_the_one_membrane_mse_definition(sg):
+    from mdsnn_zoo.kernels.mse_reference import clip_target, mean_squared
+
+    gen = torch.Generator().manual_seed(9)
+    x, target = torch.randn(3, 4, 7, generator=gen), torch.randn(3, 4, 7, generator=gen) * 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # SoftSign has no fused kernel: one warning
+        node = QuantLIFNode(step_mode="m", u_bits=2, store_h_seq=True, backend="torch", surrogate_function=sg)
+        with node.distill_to(target):
+            node(x)
+    assert node._membrane_target is None and node.membrane_mse is not None
+    want = mean_squared(node.h_seq, clip_target(target, node.grid_range()))
+    torch.testing.assert_close(node.membrane_mse.float(), want, rtol=1e-6, atol=1e-7)
