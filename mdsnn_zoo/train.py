@@ -109,10 +109,8 @@ def training_data(cfg: TrainConfig) -> tuple[Dataset, torch.Tensor, Dataset, tor
     val_split = dataset_info(cfg.dataset, cfg.data_root, **cfg.data_options).validation_split
     val_data = None
     if val_split:
-        try:
+        with contextlib.suppress(DatasetNotFoundError):  # a folder without one: hold out part of train
             val_data = get_dataset(cfg.dataset, val_split, root=cfg.data_root, **cfg.data_options)
-        except DatasetNotFoundError:
-            val_data = None
     if val_data is not None:
         train_idx, val_idx = torch.arange(len(data)), torch.arange(len(val_data))
     else:
