@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # The zoo's long training runs, in order, one heavy job at a time. Each session starts it once, in
 # the background, and it carries on where the last session stopped:
-#   mkdir -p runs && nohup recipes/long_runs.sh >> runs/long_runs.log 2>&1 &
-# Every step resumes from its last checkpoint (written every 200 steps and at each epoch) and a
-# finished step returns at once; a second copy started while one runs exits at once.
+#   nohup recipes/long_runs.sh > /dev/null 2>&1 &        # progress: runs/long_runs.log
+# The run folders live outside the work tree, which each session lays anew: in $MDSNN_RUNS (default
+# ~/.cache/mdsnn_zoo/runs), with runs/ a link to it. Every step resumes from its last checkpoint
+# (written every 200 steps and at each epoch) and a finished step returns at once; a second copy
+# started while one runs exits at once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mkdir -p runs
+store=${MDSNN_RUNS:-$HOME/.cache/mdsnn_zoo/runs}
+mkdir -p "$store"
+[[ -e runs ]] || ln -s "$store" runs
+exec >> runs/long_runs.log 2>&1
 exec 9> runs/long_runs.lock
 flock -n 9 || { echo "recipes/long_runs.sh is already running"; exit 0; }
 echo "== $(date -Is) long runs start"
