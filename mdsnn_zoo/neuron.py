@@ -2,7 +2,8 @@
 
 The equations, the quantization grid and the gradients are written out in
 ``mdsnn_zoo/kernels/lif_reference.py`` (source: ``kernels/lif_reference.py``). This module owns the
-arguments, the state, the step modes and the choice of a backend.
+arguments, the state, the step modes and the memory layout; which kernel runs is ``mdsnn_zoo.backends``'s
+table.
 """
 
 from __future__ import annotations
