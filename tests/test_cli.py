@@ -51,7 +51,7 @@ def test_data_shows_shipped_test_split(capsys, no_system_dirs):
 def test_data_with_root_counts_fixture(capsys, fmnist_root):
     assert main(["data", "--data-root", str(fmnist_root)]) == 0
     out = capsys.readouterr().out
-    line = next(li for li in out.splitlines() if li.startswith("fashion-mnist  train"))
+    line = next(li for li in out.splitlines() if li.split()[:2] == ["fashion-mnist", "train"])
     assert line.split()[2:4] == ["7", "found"]
     assert "split(s) missing" in out
 

@@ -15,7 +15,7 @@ from conftest import encode_events
 from mdsnn_zoo import CorruptFileError, DatasetNotFoundError, MdsnnError, dataset_info, get_dataset
 from mdsnn_zoo.data import count_samples, dataset_splits, imagefolder, list_datasets, locate, to_time_major
 from mdsnn_zoo.data.idx import read_idx, write_idx
-from mdsnn_zoo.data.ncaltech101 import decode_events, events_to_frames
+from mdsnn_zoo.data.events import decode_events, events_to_frames
 
 
 def _check(ds, n, shape, num_classes):
@@ -31,6 +31,7 @@ def _check(ds, n, shape, num_classes):
 
 def test_registry_lists_every_dataset():
     assert list_datasets() == ["cifar10", "cifar100", "fashion-mnist", "imagefolder", "n-caltech101",
+                               "n-fashion-mnist", "n-mnist",
                                "tiny-imagenet"]
     with pytest.raises(MdsnnError, match="unknown data set 'mnist'.*fashion-mnist"):
         dataset_info("mnist")
@@ -166,7 +167,7 @@ def test_ncaltech_decoder_handles_timestamp_overflow():
 def test_ncaltech_frames_count_every_event():
     ev = {"x": np.array([0, 239, 120]), "y": np.array([0, 179, 90]), "t": np.array([0, 50, 99]),
           "p": np.array([0, 1, 1])}
-    frames = events_to_frames(ev, time_steps=2, frame_size=(6, 8))
+    frames = events_to_frames(ev, time_steps=2, sensor_size=(180, 240), frame_size=(6, 8))
     assert frames.shape == (2, 2, 6, 8) and frames.sum() == 3
     assert frames[0, 0, 0, 0] == 1 and frames[1, 1, 5, 7] == 1 and frames[1, 1, 3, 4] == 1
 

@@ -1,6 +1,6 @@
 """Data sets (``get_dataset``), their metadata, and the time-major encoding an SNN takes."""
 
-from mdsnn_zoo.data import cifar, fashion_mnist, imagefolder, ncaltech101, tiny_imagenet  # noqa: F401  (register)
+from mdsnn_zoo.data import cifar, fashion_mnist, imagefolder, ncaltech101, nmnist, tiny_imagenet  # noqa: F401  (register)
 from mdsnn_zoo.data._registry import (
     DatasetInfo,
     SplitLocation,

@@ -6,7 +6,8 @@ never downloaded:
 1. ``root`` when the caller passes one (then *only* there),
 2. ``$MDSNN_DATA``,
 3. the copy shipped inside the package (only Fashion-MNIST's test split),
-4. the system folders the spec names (for example Debian's ``/usr/share/datasets/...``).
+4. ``$MDSNN_HOME/data``, where ``mdsnn-zoo data make`` writes the data sets it makes,
+5. the system folders the spec names (for example Debian's ``/usr/share/datasets/...``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, Literal
 from torch.utils.data import Dataset
 
 from mdsnn_zoo.errors import DatasetNotFoundError, InvalidValueError, UnknownNameError
+from mdsnn_zoo.paths import cache_dir
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "files"
 
@@ -139,6 +141,11 @@ def _canonical_split(spec: DatasetSpec, split: str) -> str:
     return split
 
 
+def made_data_dir() -> Path:
+    """Where data sets made by mdsnn-zoo go unless told otherwise: ``$MDSNN_HOME/data``."""
+    return cache_dir() / "data"
+
+
 def search_dirs(spec: DatasetSpec, root: str | os.PathLike | None) -> list[tuple[Path, bool]]:
     """The folders searched for ``spec`` in order, each with whether it is the shipped copy."""
     if root is not None:
@@ -148,6 +155,7 @@ def search_dirs(spec: DatasetSpec, root: str | os.PathLike | None) -> list[tuple
     if env:
         dirs.append((Path(env).expanduser(), False))
     dirs.append((SHIPPED_DIR, True))
+    dirs.append((made_data_dir(), False))
     dirs += [(d, False) for d in spec.system_dirs]
     return dirs
 

@@ -2,9 +2,10 @@
 
 A split's samples come in the order of a permutation fixed by (seed, epoch), sharded across DDP
 ranks and started part-way on resume, so a resumed run sees the batches an uninterrupted one would.
-In-memory image sets (``TensorImageDataset``) are batched by indexing their tensors (no per-sample
-calls); any other map-style data set (image files, event recordings) through a ``DataLoader`` with
-``workers`` processes, over the same indices in the same order.
+In-memory sets (image tensors, binned event frames: any data set with a ``batch(indices)`` method)
+are batched by indexing their tensors (no per-sample calls); any other map-style data set (image
+files, event recordings read on access) through a ``DataLoader`` with ``workers`` processes, over
+the same indices in the same order.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from mdsnn_zoo.data._base import TensorImageDataset
 from mdsnn_zoo.errors import InvalidValueError
 
 
@@ -55,7 +55,7 @@ class Batches:
     def epoch(self, epoch: int, start_step: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         idx = self._order(epoch)
         steps = self.steps_per_epoch()
-        if isinstance(self.dataset, TensorImageDataset):
+        if callable(getattr(self.dataset, "batch", None)):
             for step in range(start_step, steps):
                 yield self.dataset.batch(idx[step * self.batch_size:(step + 1) * self.batch_size])
             return

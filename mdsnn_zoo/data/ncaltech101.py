@@ -5,10 +5,8 @@ leaves after extraction; ``<root>/Caltech101/<class>/`` is accepted too). ``BACK
 not a class. There is no official split: per class, files sorted by name, the last
 ``max(1, round(n / 10))`` are ``test`` and the rest ``train``.
 
-Each ``.bin`` holds 5 bytes per event: x (8 bits), y (8 bits), polarity (1 bit) and a 23-bit
-timestamp in microseconds; an event with y == 240 marks a timestamp overflow (add 2^13 to every
-later timestamp). With the ``events`` extra installed, files are decoded by tonic's reader;
-otherwise by the equivalent numpy decoder below.
+Each ``.bin`` holds the 40-bit events of :mod:`mdsnn_zoo.data.events`. With the ``events`` extra
+installed, files are decoded by tonic's reader; otherwise by the equivalent numpy decoder.
 
 A sample becomes ``[T, 2, H, W]`` float32 event counts: T equal-duration bins over the recording,
 polarity as channel, the 240x180 sensor area scaled to ``frame_size``.
@@ -19,16 +17,15 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from mdsnn_zoo.data._base import Transform
 from mdsnn_zoo.data._registry import DatasetInfo, DatasetSpec, register_dataset
-from mdsnn_zoo.errors import CorruptFileError, InvalidValueError
+from mdsnn_zoo.data.events import events_to_frames, read_events
+from mdsnn_zoo.errors import InvalidValueError
 
 SENSOR_WIDTH, SENSOR_HEIGHT = 240, 180
-_OVERFLOW_Y = 240
 _BACKGROUND = "BACKGROUND_Google"
 
 INFO = DatasetInfo(
@@ -46,50 +43,6 @@ INFO = DatasetInfo(
 _LAYOUTS = ("NCALTECH101/Caltech101", "Caltech101")
 
 
-def decode_events(raw: bytes | np.ndarray, path: Path | str = "<bytes>") -> dict[str, np.ndarray]:
-    """Events of one N-Caltech101 ``.bin`` recording as int64 arrays ``x, y, t, p`` (t in µs)."""
-    b = np.frombuffer(raw, dtype=np.uint8) if isinstance(raw, bytes) else raw
-    if b.size % 5:
-        raise CorruptFileError(f"{path} has {b.size} bytes, not a multiple of 5; replace the file")
-    b = b.reshape(-1, 5).astype(np.int64)
-    x, y = b[:, 0], b[:, 1]
-    p = b[:, 2] >> 7
-    t = ((b[:, 2] & 0x7F) << 16) | (b[:, 3] << 8) | b[:, 4]
-    overflow = y == _OVERFLOW_Y
-    t = t + (np.cumsum(overflow) << 13)  # every overflow marker adds 2^13 from itself onwards
-    keep = ~overflow
-    return {"x": x[keep], "y": y[keep], "t": t[keep], "p": p[keep]}
-
-
-def read_events(path: Path) -> dict[str, np.ndarray]:
-    """Decode ``path`` with tonic when the ``events`` extra is installed, else with numpy."""
-    try:
-        from tonic.io import read_mnist_file
-    except ImportError:
-        return decode_events(path.read_bytes(), path)
-    dtype = np.dtype([("x", np.int64), ("y", np.int64), ("t", np.int64), ("p", np.int64)])
-    if path.stat().st_size % 5:
-        raise CorruptFileError(f"{path} has a size that is not a multiple of 5; replace the file")
-    events = read_mnist_file(str(path), dtype=dtype)
-    return {k: np.asarray(events[k], dtype=np.int64) for k in ("x", "y", "t", "p")}
-
-
-def events_to_frames(events: dict[str, np.ndarray], time_steps: int,
-                     frame_size: tuple[int, int]) -> torch.Tensor:
-    """Bin events into ``[time_steps, 2, H, W]`` float32 counts (H, W = ``frame_size``)."""
-    h, w = frame_size
-    frames = np.zeros(time_steps * 2 * h * w, dtype=np.float32)
-    t = events["t"]
-    if t.size:
-        t0, span = t.min(), t.max() - t.min() + 1
-        step = (t - t0) * time_steps // span  # equal-duration bins, 0 .. time_steps-1
-        row = np.clip(events["y"], 0, SENSOR_HEIGHT - 1) * h // SENSOR_HEIGHT
-        col = np.clip(events["x"], 0, SENSOR_WIDTH - 1) * w // SENSOR_WIDTH
-        flat = ((step * 2 + events["p"]) * h + row) * w + col
-        frames += np.bincount(flat, minlength=frames.size).astype(np.float32)
-    return torch.from_numpy(frames).view(time_steps, 2, h, w)
-
-
 class EventFrameDataset(Dataset):
     """Recordings decoded and binned on access: ``x: [T, 2, H, W] float32``, label int."""
 
@@ -103,7 +56,8 @@ class EventFrameDataset(Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        x = events_to_frames(read_events(self.paths[index]), self.time_steps, self.frame_size)
+        x = events_to_frames(read_events(self.paths[index]), self.time_steps,
+                             (SENSOR_HEIGHT, SENSOR_WIDTH), self.frame_size)
         if self.transform is not None:
             x = self.transform(x)
         return x, int(self.targets[index])

@@ -27,6 +27,7 @@ from typing import Any
 from torch import nn
 
 from mdsnn_zoo.errors import DownloadError, InvalidValueError, UnknownNameError, WeightsNotFoundError
+from mdsnn_zoo.paths import cache_dir
 
 HERE = Path(__file__).parent
 MANIFEST = HERE / "manifest.json"
@@ -96,11 +97,6 @@ ENTRIES: dict[str, ZooEntry] = _declare()
 @functools.cache
 def _manifest() -> dict[str, dict]:
     return json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {}
-
-
-def cache_dir() -> Path:
-    """Where downloaded weights go: ``$MDSNN_HOME`` (default ``~/.cache/mdsnn_zoo``)."""
-    return Path(os.environ.get("MDSNN_HOME", Path.home() / ".cache" / "mdsnn_zoo"))
 
 
 def get_entry(name: str) -> ZooEntry:

@@ -1,0 +1,261 @@
+"""Event data sets in N-MNIST's layout: the real N-MNIST, and N-Fashion-MNIST made here from Fashion-MNIST.
+
+Layout (N-MNIST's own, as tonic's ``NMNIST`` extracts it): ``<folder>/Train/<label>/<NNNNN>.bin`` and
+``<folder>/Test/<label>/...``, one 40-bit event file (:mod:`mdsnn_zoo.data.events`) per sample on a
+34x34 sensor. N-MNIST is looked for in ``<base>/NMNIST``, ``<base>/N-MNIST`` or ``<base>`` itself;
+N-Fashion-MNIST in ``<base>/n-fashion-mnist`` or ``<base>``, recognised by the ``params.json`` that
+:func:`make_n_fashion_mnist` writes there (the converter's parameters).
+
+A split reads as :class:`EventFrames`: every recording binned once into ``[T, 2, H, W]`` counts (by
+equal time or equal event counts) and held in memory as uint8, cached in ``$MDSNN_HOME/frames`` so
+that the next run with the same files, T and binning loads them at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from mdsnn_zoo.data._base import Transform
+from mdsnn_zoo.data._registry import DatasetInfo, DatasetSpec, made_data_dir, register_dataset
+from mdsnn_zoo.data.events import Binning, Events, check_binning, events_to_frames, read_events, write_events
+from mdsnn_zoo.data.saccades import DVSParams, saccade_recordings
+from mdsnn_zoo.errors import CorruptFileError, InvalidValueError
+from mdsnn_zoo.paths import cache_dir
+
+SENSOR_SIZE = (34, 34)
+FOLDERS = {"train": "Train", "test": "Test"}
+PARAMS_FILE = "params.json"
+GENERATOR = "mdsnn_zoo.data.saccades 1"  # bump when the converter's output changes
+
+N_MNIST = DatasetInfo(
+    name="n-mnist", num_classes=10, input_shape=(2, *SENSOR_SIZE), mean=(0.0, 0.0), std=(1.0, 1.0),
+    kind="events", splits=("train", "test"),
+    source="https://www.garrickorchard.com/datasets/n-mnist (Train.zip and Test.zip extracted into "
+    "<root>/NMNIST/, as tonic does)",
+    licence="CC BY-SA 4.0", classes=tuple(str(i) for i in range(10)),
+)
+N_FASHION_MNIST = DatasetInfo(
+    name="n-fashion-mnist", num_classes=10, input_shape=(2, *SENSOR_SIZE), mean=(0.0, 0.0),
+    std=(1.0, 1.0), kind="events", splits=("train", "test"),
+    source="made from Fashion-MNIST on this machine: mdsnn-zoo data make n-fashion-mnist",
+    licence="MIT (derived from Fashion-MNIST, Copyright (c) 2017 Zalando SE)",
+    classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+             "Bag", "Ankle boot"),
+)
+
+
+# -- reading -------------------------------------------------------------------------------------------
+
+class EventFrames(Dataset):
+    """Binned recordings held in memory: ``frames: uint8 [N, T, 2, H, W]`` counts (saturating at 255),
+    ``targets: int64 [N]``. Samples come as ``x: [T, 2, H, W] float32``."""
+
+    def __init__(self, frames: torch.Tensor, targets: torch.Tensor, info: DatasetInfo,
+                 transform: Transform | None = None) -> None:
+        if frames.dtype != torch.uint8 or frames.ndim != 5 or len(frames) != len(targets):
+            raise InvalidValueError(f"expected uint8 [N, T, 2, H, W] frames and N labels, got "
+                                    f"{tuple(frames.shape)} {frames.dtype} and {len(targets)} labels")
+        self.frames, self.targets = frames, targets.to(torch.int64)
+        self.info, self.transform = info, transform
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        x = self.frames[index].to(torch.float32)
+        return (self.transform(x) if self.transform else x), int(self.targets[index])
+
+    def batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Samples ``indices`` at once: ``x: [N, T, 2, H, W] float32``, ``y: [N] int64``."""
+        x = self.frames[indices].to(torch.float32)
+        if self.transform is not None:
+            x = torch.stack([self.transform(s) for s in x])
+        return x, self.targets[indices]
+
+
+def recordings(split: str, folder: Path) -> tuple[list[Path], list[int]]:
+    """The split's files, by label (a folder named 0..9) then file name, and their labels."""
+    paths: list[Path] = []
+    labels: list[int] = []
+    for d in sorted((folder / FOLDERS[split]).iterdir(), key=lambda d: d.name):
+        if d.is_dir() and d.name.isdigit():
+            files = sorted(d.glob("*.bin"))
+            paths += files
+            labels += [int(d.name)] * len(files)
+    return paths, labels
+
+
+def _cache_key(paths: list[Path], **options) -> str:
+    """A digest of the files (names, sizes, modification times) and the binning options."""
+    h = hashlib.sha256(json.dumps(options, sort_keys=True).encode())
+    for p in paths:
+        st = p.stat()
+        h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def bin_recordings(paths: list[Path], time_steps: int, binning: Binning, frame_size: tuple[int, int],
+                   progress: bool = False) -> np.ndarray:
+    """``uint8 [N, T, 2, H, W]``: each recording's event counts in ``time_steps`` frames."""
+    from tqdm import tqdm
+
+    out = np.zeros((len(paths), time_steps, 2, *frame_size), dtype=np.uint8)
+    for i, path in enumerate(tqdm(paths, desc="binning events", disable=not progress, leave=False)):
+        frames = events_to_frames(read_events(path), time_steps, SENSOR_SIZE, frame_size, binning)
+        out[i] = frames.clamp_(max=255).numpy()
+    return out
+
+
+def _cached_frames(name: str, split: str, paths: list[Path], time_steps: int, binning: Binning,
+                   frame_size: tuple[int, int], progress: bool) -> np.ndarray:
+    key = _cache_key(paths, time_steps=time_steps, binning=binning, frame_size=list(frame_size))
+    path = cache_dir() / "frames" / f"{name}-{split}-t{time_steps}-{binning}-{key}.npy"
+    if path.exists():
+        frames = np.load(path)
+        if frames.shape == (len(paths), time_steps, 2, *frame_size) and frames.dtype == np.uint8:
+            return frames
+    frames = bin_recordings(paths, time_steps, binning, frame_size, progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        np.save(f, frames)
+    os.replace(tmp, path)
+    return frames
+
+
+def _loader(info: DatasetInfo):
+    def load(split: str, folder: Path, time_steps: int = 10, binning: Binning = "count",
+             frame_size: tuple[int, int] = SENSOR_SIZE, transform: Transform | None = None,
+             normalize: bool = True, cache: bool = True, progress: bool = True) -> EventFrames:
+        """``normalize`` is accepted for a uniform call and ignored: event counts are not normalised."""
+        if not isinstance(time_steps, int) or time_steps < 1:
+            raise InvalidValueError(f"time_steps must be a positive int, got {time_steps!r}")
+        check_binning(binning)
+        frame_size = tuple(frame_size)
+        if len(frame_size) != 2 or min(frame_size) < 1:
+            raise InvalidValueError(f"frame_size must be (height, width) with both >= 1, got {frame_size!r}")
+        paths, labels = recordings(split, folder)
+        if cache:
+            frames = _cached_frames(info.name, split, paths, time_steps, binning, frame_size, progress)
+        else:
+            frames = bin_recordings(paths, time_steps, binning, frame_size, progress)
+        return EventFrames(torch.from_numpy(frames), torch.as_tensor(labels), dataclasses.replace(
+            info, input_shape=(2, *frame_size)), transform)
+    return load
+
+
+def _has_split(folder: Path, split: str) -> bool:
+    d = folder / FOLDERS[split]
+    return d.is_dir() and any(any(c.glob("*.bin")) for c in d.iterdir() if c.is_dir() and c.name.isdigit())
+
+
+def _finder(subdirs: tuple[str, ...], made_here: bool):
+    def find(split: str, base: Path) -> Path | None:
+        for sub in subdirs:
+            folder = base / sub
+            if (folder / PARAMS_FILE).is_file() == made_here and _has_split(folder, split):
+                return folder.resolve()
+        return None
+    return find
+
+
+def _count(split: str, folder: Path) -> int:
+    return len(recordings(split, folder)[0])
+
+
+for _info, _subdirs, _made_here in ((N_MNIST, ("NMNIST", "N-MNIST", "."), False),
+                                    (N_FASHION_MNIST, ("n-fashion-mnist", "."), True)):
+    register_dataset(DatasetSpec(
+        info=_info, find=_finder(_subdirs, _made_here), count=_count, load=_loader(_info),
+        expects=lambda split: f"{FOLDERS[split]}/<label>/*.bin",
+    ))
+
+
+# -- making N-Fashion-MNIST ------------------------------------------------------------------------------
+
+def default_out() -> Path:
+    """Where ``make_n_fashion_mnist`` writes by default: ``$MDSNN_DATA/n-fashion-mnist`` when
+    ``$MDSNN_DATA`` is set, else ``$MDSNN_HOME/data/n-fashion-mnist``."""
+    env = os.environ.get("MDSNN_DATA")
+    return (Path(env).expanduser() if env else made_data_dir()) / "n-fashion-mnist"
+
+
+def _check_params(out: Path, params: DVSParams) -> None:
+    """Write ``params.json``, or check that the one there describes the same converter and parameters."""
+    record = {"generator": GENERATOR, "params": params.as_dict(), "source": "fashion-mnist"}
+    file = out / PARAMS_FILE
+    if file.exists():
+        try:
+            found = json.loads(file.read_text())
+        except json.JSONDecodeError:
+            raise CorruptFileError(f"{file} is not JSON; delete it (and the data beside it) and run again") from None
+        if found != json.loads(json.dumps(record)):
+            raise InvalidValueError(f"{out} holds recordings made with other parameters ({file}); "
+                                    "choose another --out, or delete that folder to make it anew")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = file.with_name(f".{file.name}.tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(tmp, file)
+
+
+def make_n_fashion_mnist(out: str | os.PathLike | None = None, splits: Iterable[str] = ("train", "test"),
+                         params: DVSParams | None = None, source_root: str | os.PathLike | None = None,
+                         limit: int | None = None, chunk: int = 64, progress: bool = True) -> Path:
+    """Record every Fashion-MNIST image of ``splits`` (the first ``limit`` of each, if given) through
+    the saccade converter into ``out`` (default :func:`default_out`), in N-MNIST's layout:
+    ``Train/<label>/<index>.bin``, the index the image's position in its split. Resumable: a file
+    already there is kept (files are written atomically, and the converter is deterministic);
+    returns ``out``."""
+    from tqdm import tqdm
+
+    from mdsnn_zoo.data import get_dataset
+
+    params = params or DVSParams()
+    out = Path(out).expanduser() if out is not None else default_out()
+    _check_params(out, params)
+    for split in splits:
+        if split not in FOLDERS:
+            raise InvalidValueError(f"split must be one of {', '.join(FOLDERS)}, got {split!r}")
+        source = get_dataset("fashion-mnist", split, root=source_root, normalize=False)
+        images, labels = source.data[:limit, 0].numpy(), source.targets[:limit].numpy()
+        for label in range(N_FASHION_MNIST.num_classes):
+            (out / FOLDERS[split] / str(label)).mkdir(parents=True, exist_ok=True)
+        files = [out / FOLDERS[split] / str(labels[i]) / f"{i:05d}.bin" for i in range(len(images))]
+        todo = np.array([i for i, f in enumerate(files) if not f.exists()], dtype=np.int64)
+        bar = tqdm(total=len(files), initial=len(files) - len(todo), desc=f"making {split}",
+                   disable=not progress)
+        code = list(FOLDERS).index(split)
+        for start in range(0, len(todo), chunk):
+            idx = todo[start:start + chunk]
+            for i, events in zip(idx, saccade_recordings(images[idx], params, [(code, int(i)) for i in idx]),
+                                 strict=True):
+                write_events(files[i], events)
+            bar.update(len(idx))
+        bar.close()
+    return out
+
+
+def statistics(folder: str | os.PathLike, split: str) -> dict:
+    """Per-recording statistics of a split: samples, events (mean, std, min, max), ON fraction,
+    duration in ms (mean), read from the files."""
+    paths, _ = recordings(split, Path(folder))
+    if not paths:
+        raise InvalidValueError(f"{folder} has no {FOLDERS[split]}/<label>/*.bin recordings")
+    counts, on, duration = np.zeros(len(paths)), 0, np.zeros(len(paths))
+    for i, path in enumerate(paths):
+        ev: Events = read_events(path)
+        counts[i], on = ev["t"].size, on + int(ev["p"].sum())
+        duration[i] = (ev["t"].max() - ev["t"].min()) / 1000 if ev["t"].size else 0.0
+    return {"split": split, "samples": len(paths), "events_mean": float(counts.mean()),
+            "events_std": float(counts.std()), "events_min": int(counts.min()), "events_max": int(counts.max()),
+            "on_fraction": float(on / max(counts.sum(), 1)), "duration_ms": float(duration.mean())}
