@@ -22,9 +22,11 @@ from mdsnn_zoo.data.idx import write_idx
 
 
 @pytest.fixture(autouse=True)
-def _no_data_env(monkeypatch):
-    """Tests see only the folders they make: no $MDSNN_DATA from the machine."""
+def _no_data_env(monkeypatch, tmp_path_factory):
+    """Tests see only the folders they make: no $MDSNN_DATA from the machine, and an empty
+    $MDSNN_HOME (no data sets made, frames cached or weights downloaded on this machine)."""
     monkeypatch.delenv("MDSNN_DATA", raising=False)
+    monkeypatch.setenv("MDSNN_HOME", str(tmp_path_factory.mktemp("mdsnn_home")))
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from conftest import encode_events
 
 from mdsnn_zoo import CorruptFileError, DatasetNotFoundError, MdsnnError, dataset_info, get_dataset
 from mdsnn_zoo.data import count_samples, dataset_splits, imagefolder, list_datasets, locate, to_time_major
-from mdsnn_zoo.data.idx import read_idx, write_idx
 from mdsnn_zoo.data.events import decode_events, events_to_frames
+from mdsnn_zoo.data.idx import read_idx, write_idx
 
 
 def _check(ds, n, shape, num_classes):

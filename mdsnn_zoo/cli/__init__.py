@@ -24,7 +24,7 @@ SUBCOMMANDS = {  # name: one line of help; a subcommand's module is imported onl
     "distill": "train a low-bit student with membrane-aware distillation from a float teacher (--teacher)",
     "plot": "draw figures (plot membranes: teacher vs naive-QAT vs MD student; plot curves: validation top-1)",
     "bench": "measure throughput and print a markdown table (bench lif | mse | train)",
-    "data": "show which data sets are found, where, and how many samples each split has",
+    "data": "show which data sets are found and where (data make n-fashion-mnist: make the event data set)",
 }
 
 

@@ -1,4 +1,5 @@
-"""``mdsnn-zoo data``: which data sets are found, where, with how many samples per split."""
+"""``mdsnn-zoo data``: which data sets are found, where, with how many samples per split;
+``mdsnn-zoo data make n-fashion-mnist``: make the event data set from Fashion-MNIST."""
 
 from __future__ import annotations
 
@@ -13,6 +14,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-root", metavar="DIR", default=None,
                         help="look only in DIR (default: $MDSNN_DATA, system folders, shipped files)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per split")
+    sub = parser.add_subparsers(dest="action", metavar="ACTION")
+    make = sub.add_parser("make", help="make an event data set from its still images (n-fashion-mnist)",
+                          description="Record Fashion-MNIST through the saccade DVS converter into "
+                          "N-MNIST's file layout (resumable), then print the recordings' statistics.")
+    make.add_argument("name", choices=["n-fashion-mnist"], help="the data set to make")
+    make.add_argument("--split", choices=["train", "test", "all"], default="all")
+    make.add_argument("--out", metavar="DIR", default=None,
+                      help="output folder (default: $MDSNN_DATA/n-fashion-mnist, else "
+                      "$MDSNN_HOME/data/n-fashion-mnist, where get_dataset looks)")
+    make.add_argument("--source-root", metavar="DIR", default=None,
+                      help="where Fashion-MNIST is (default: the usual search)")
+    make.add_argument("--noise", choices=["clean", "noisy"], default="clean",
+                      help="sensor noise preset (noisy: leak and shot noise, v2e's noisy preset)")
+    make.add_argument("--seed", type=int, default=0, help="seeds the sensor and each sample's noise")
+    make.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N images of each split")
+    make.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="statistics as JSON lines")
+    make.add_argument("--no-progress", dest="progress", action="store_false")
 
 
 def survey(root: str | None) -> list[dict]:
@@ -32,7 +50,28 @@ def survey(root: str | None) -> list[dict]:
     return rows
 
 
+def make(args: argparse.Namespace) -> int:
+    from mdsnn_zoo.data.nmnist import make_n_fashion_mnist, statistics
+    from mdsnn_zoo.data.saccades import DVSParams
+
+    splits = ("train", "test") if args.split == "all" else (args.split,)
+    out = make_n_fashion_mnist(args.out, splits, DVSParams(noise=args.noise, seed=args.seed), args.source_root,
+                               limit=args.limit, progress=args.progress)
+    print(f"{args.name} in {out}")
+    for split in splits:
+        stats = statistics(out, split)
+        if args.json:
+            print(json.dumps(stats))
+        else:
+            print(f"{split}: {stats['samples']} recordings, {stats['events_mean']:.0f} ± {stats['events_std']:.0f} "
+                  f"events (min {stats['events_min']}, max {stats['events_max']}), "
+                  f"{100 * stats['on_fraction']:.1f}% ON, {stats['duration_ms']:.1f} ms")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.action == "make":
+        return make(args)
     rows = survey(args.data_root)
     if args.json:
         for row in rows:

@@ -46,7 +46,8 @@ N_MNIST = DatasetInfo(
 N_FASHION_MNIST = DatasetInfo(
     name="n-fashion-mnist", num_classes=10, input_shape=(2, *SENSOR_SIZE), mean=(0.0, 0.0),
     std=(1.0, 1.0), kind="events", splits=("train", "test"),
-    source="made from Fashion-MNIST on this machine: mdsnn-zoo data make n-fashion-mnist",
+    source="the command mdsnn-zoo data make n-fashion-mnist (which records Fashion-MNIST through the "
+    "saccade converter)",
     licence="MIT (derived from Fashion-MNIST, Copyright (c) 2017 Zalando SE)",
     classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
              "Bag", "Ankle boot"),

@@ -1,0 +1,239 @@
+"""Event data: the 40-bit file format, the saccade DVS converter, N-MNIST-layout data sets and frames."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import encode_events as independent_encode
+
+from mdsnn_zoo import DatasetNotFoundError, get_dataset
+from mdsnn_zoo.cli import main
+from mdsnn_zoo.data import count_samples, nmnist
+from mdsnn_zoo.data.events import decode_events, encode_events, events_to_frames, read_events, write_events
+from mdsnn_zoo.data.nmnist import make_n_fashion_mnist, statistics
+from mdsnn_zoo.data.saccades import DVSParams, corner_path, saccade_events, saccade_recordings
+
+CLEAN = DVSParams(threshold_sigma=0.0, blur=False)  # every pixel alike, no optics: counts follow the formula
+
+
+def _random_events(rng, n, t_max=(1 << 23) - 1):
+    return {"x": rng.integers(0, 34, n), "y": rng.integers(0, 34, n), "t": np.sort(rng.integers(0, t_max, n)),
+            "p": rng.integers(0, 2, n)}
+
+
+def _square(size=28, lo=4, hi=14, value=255):
+    img = np.zeros((size, size), np.uint8)
+    img[lo:hi, lo:hi] = value
+    return img
+
+
+# -- the file format ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n", [0, 1, 997])
+def test_encoding_round_trips_and_matches_an_independent_encoder(n, tmp_path):
+    ev = _random_events(np.random.default_rng(n), n)
+    raw = encode_events(ev)
+    assert len(raw) == 5 * n
+    assert raw == independent_encode(*(ev[k].tolist() for k in "xytp"))  # timestamps < 2^23: no markers
+    back = decode_events(raw)
+    for k in "xytp":
+        np.testing.assert_array_equal(back[k], ev[k])
+    write_events(tmp_path / "a.bin", ev)
+    assert (tmp_path / "a.bin").read_bytes() == raw and not list(tmp_path.glob(".*tmp"))
+    for k in "xytp":
+        np.testing.assert_array_equal(read_events(tmp_path / "a.bin")[k], ev[k])
+
+
+@pytest.mark.parametrize("bad, match", [({"t": [1 << 23]}, "timestamps"), ({"x": [256]}, "0..255"),
+                                        ({"y": [240]}, "overflow"), ({"p": [2]}, "polarity"),
+                                        ({"x": [1, 2]}, "one length")])
+def test_encoding_refuses_what_40_bits_cannot_hold(bad, match):
+    ev = {"x": [0], "y": [0], "t": [0], "p": [0], **bad}
+    with pytest.raises(ValueError, match=match):
+        encode_events({k: np.asarray(v) for k, v in ev.items()})
+
+
+def test_tonic_reads_what_we_write(tmp_path):
+    tonic_io = pytest.importorskip("tonic.io")
+    ev = saccade_events(_square(), DVSParams())
+    write_events(tmp_path / "s.bin", ev)
+    theirs = tonic_io.read_mnist_file(str(tmp_path / "s.bin"), dtype=np.dtype([(k, int) for k in "xytp"]))
+    for k in "xytp":
+        np.testing.assert_array_equal(theirs[k], ev[k])
+
+
+# -- the converter -------------------------------------------------------------------------------------------
+
+def test_recording_is_ordered_on_the_sensor_and_lasts_three_saccades():
+    ev = saccade_events(_square(value=200), DVSParams(), key=(0, 1))
+    assert ev["t"].size > 100
+    assert np.all(np.diff(ev["t"]) >= 0)
+    assert 0 <= ev["t"].min() and ev["t"].max() <= 3 * 105_000
+    assert ev["x"].max() < 34 and ev["y"].max() < 34 and set(np.unique(ev["p"])) == {0, 1}
+
+
+def test_saccade_path_is_the_closed_triangle():
+    path = corner_path(DVSParams())
+    assert path.shape == (316, 2)  # 3 x 105 frames and the last
+    assert path[0].tolist() == path[-1].tolist() == [0, 0]
+    assert path[105].tolist() == [3 * 256, 6 * 256] and path[210].tolist() == [6 * 256, 0]
+    assert np.abs(np.diff(path, axis=0)).max() <= 16  # straight and slow: < 1/16 pixel a frame
+
+
+def test_converter_is_deterministic_and_batch_independent():
+    images = np.random.default_rng(3).integers(0, 256, (5, 28, 28), dtype=np.uint8)
+    for params in (DVSParams(), DVSParams(noise="noisy")):
+        keys = [(0, i) for i in range(5)]
+        batch = saccade_recordings(images, params, keys)
+        for i in (0, 3):
+            alone = saccade_events(images[i], params, keys[i])
+            assert encode_events(alone) == encode_events(batch[i])
+        assert encode_events(saccade_recordings(images[::-1].copy(), params, keys[::-1])[0]) == \
+            encode_events(batch[4])  # order of making does not matter
+    other_sensor = saccade_events(images[0], DVSParams(seed=1))
+    assert encode_events(other_sensor) != encode_events(saccade_events(images[0], DVSParams()))
+
+
+def test_black_image_is_silent_unless_noisy():
+    black = np.zeros((28, 28), np.uint8)
+    assert saccade_events(black, DVSParams())["t"].size == 0
+    noisy = saccade_events(black, DVSParams(noise="noisy"), key=(0, 0))
+    expected = 5.0 * 0.315 * 34 * 34  # shot noise: 5 Hz per pixel over 315 ms
+    assert abs(noisy["t"].size - expected) < 5 * math.sqrt(expected) + 0.1 * 34 * 34  # plus a few leak events
+
+
+def test_event_counts_follow_log_contrast_over_threshold():
+    ev = saccade_events(_square(), CLEAN)
+    pixel = ev["y"] * 34 + ev["x"]
+    on = np.bincount(pixel[ev["p"] == 1], minlength=34 * 34)
+    off = np.bincount(pixel[ev["p"] == 0], minlength=34 * 34)
+    assert np.abs(on - off).max() <= 1  # the path is closed: each pixel ends where it began
+    steps = math.log((1 + CLEAN.dark_floor) / CLEAN.dark_floor) / CLEAN.threshold
+    # a pixel the square's edge passes once each way fires floor(steps) events each way (or one more)
+    assert on.max() >= math.floor(steps) and on.max() <= 2 * math.ceil(steps)
+    assert on[pixel.min()] >= 1 and on.sum() == ev["p"].sum()
+
+
+def test_moving_edge_fires_on_ahead_and_off_behind():
+    ev = saccade_events(_square(), CLEAN)
+    first = ev["t"] < 105_000  # the first saccade moves the image right and down
+    on, off = first & (ev["p"] == 1), first & (ev["p"] == 0)
+    # by 3 pixels right and 6 down: the leading edges (ON) lie right of and below the trailing ones (OFF)
+    assert ev["x"][on].mean() > ev["x"][off].mean() + 2 and ev["y"][on].mean() > ev["y"][off].mean() + 4
+
+
+def test_bad_parameters_and_images_say_what_is_wrong():
+    with pytest.raises(ValueError, match="multiple of frame_us"):
+        DVSParams(saccade_us=1500)
+    with pytest.raises(ValueError, match="23-bit"):
+        DVSParams(saccade_us=3_000_000)
+    with pytest.raises(ValueError, match="noise"):
+        DVSParams(noise="loud")
+    with pytest.raises(ValueError, match="uint8"):
+        saccade_events(np.zeros((28, 28), np.float32), DVSParams())
+
+
+# -- frames --------------------------------------------------------------------------------------------------
+
+def test_count_binning_splits_events_evenly_and_time_binning_by_duration():
+    ev = _random_events(np.random.default_rng(0), 1003, t_max=1000)
+    by_count = events_to_frames(ev, 10, (34, 34), binning="count")
+    per_frame = by_count.sum(dim=(1, 2, 3))
+    assert by_count.shape == (10, 2, 34, 34) and per_frame.sum() == 1003
+    assert per_frame.max() - per_frame.min() <= 1
+    by_time = events_to_frames(ev, 10, (34, 34), binning="time")
+    edges = ev["t"].min() + (ev["t"].max() - ev["t"].min() + 1) * np.arange(11) / 10
+    expected = np.histogram(ev["t"], edges)[0]
+    np.testing.assert_array_equal(by_time.sum(dim=(1, 2, 3)).numpy(), expected)
+    with pytest.raises(ValueError, match="binning"):
+        events_to_frames(ev, 10, (34, 34), binning="space")
+
+
+# -- the data sets on disk -------------------------------------------------------------------------------------
+
+@pytest.fixture
+def made(tmp_path, fmnist_root):
+    """N-Fashion-MNIST of the fixture's 7 train and 5 test images."""
+    return make_n_fashion_mnist(tmp_path / "nfm", source_root=fmnist_root, progress=False)
+
+
+def test_made_dataset_has_n_mnist_layout_and_reads_as_frames(made, fmnist_root):
+    source = get_dataset("fashion-mnist", "train", root=fmnist_root)
+    files = sorted(made.glob("Train/*/*.bin"))
+    assert len(files) == 7 and len(list(made.glob("Test/*/*.bin"))) == 5
+    for i in range(7):
+        assert (made / "Train" / str(int(source.targets[i])) / f"{i:05d}.bin").is_file()
+    assert json.loads((made / "params.json").read_text())["params"]["threshold"] == 0.2
+    ds = get_dataset("n-fashion-mnist", "train", root=made, time_steps=8)
+    assert len(ds) == 7 == count_samples("n-fashion-mnist", "train", root=made)
+    x, y = ds[0]
+    assert x.shape == (8, 2, 34, 34) and x.dtype == torch.float32 and 0 <= y < 10
+    n_events = decode_events(nmnist.recordings("train", made)[0][0].read_bytes())["t"].size
+    assert x.sum() == n_events
+    xb, yb = ds.batch(torch.tensor([0, 2]))
+    assert xb.shape == (2, 8, 2, 34, 34) and torch.equal(xb[0], x) and yb[0] == y
+
+
+def test_make_is_reproducible_and_resumes(made, tmp_path, fmnist_root):
+    files = sorted(made.glob("*/*/*.bin"))
+    first = {f.relative_to(made): f.read_bytes() for f in files}
+    files[2].unlink()
+    files[9].unlink()
+    make_n_fashion_mnist(made, source_root=fmnist_root, progress=False)  # fills the gaps only
+    again = make_n_fashion_mnist(tmp_path / "again", source_root=fmnist_root, progress=False)
+    for folder in (made, again):
+        assert {f.relative_to(folder): f.read_bytes() for f in sorted(folder.glob("*/*/*.bin"))} == first
+
+
+def test_make_refuses_a_folder_made_otherwise(made, fmnist_root):
+    with pytest.raises(ValueError, match="other parameters"):
+        make_n_fashion_mnist(made, params=DVSParams(threshold=0.3), source_root=fmnist_root, progress=False)
+
+
+def test_frames_are_cached_and_the_cache_follows_the_files(made, monkeypatch):
+    first = get_dataset("n-fashion-mnist", "test", root=made, time_steps=4)
+    calls = []
+    real = nmnist.bin_recordings
+    monkeypatch.setattr(nmnist, "bin_recordings", lambda *a, **k: calls.append(1) or real(*a, **k))
+    again = get_dataset("n-fashion-mnist", "test", root=made, time_steps=4)
+    assert torch.equal(first.frames, again.frames) and calls == []
+    get_dataset("n-fashion-mnist", "test", root=made, time_steps=4, binning="time")
+    assert calls == [1]
+    path = nmnist.recordings("test", made)[0][0]
+    write_events(path, {k: np.zeros(1, np.int64) for k in "xytp"})  # one event at (0, 0), OFF
+    changed = get_dataset("n-fashion-mnist", "test", root=made, time_steps=4)
+    assert calls == [1, 1] and changed[0][0].sum() == 1 and changed[0][0][0, 0, 0, 0] == 1
+
+
+def test_statistics(made):
+    stats = statistics(made, "test")
+    assert stats["samples"] == 5 and stats["events_min"] <= stats["events_mean"] <= stats["events_max"]
+    assert 0.3 < stats["on_fraction"] < 0.7 and 300 < stats["duration_ms"] <= 315
+
+
+def test_real_n_mnist_layout_is_read(tmp_path):
+    rng = np.random.default_rng(1)
+    for folder in ("Train", "Test"):
+        for label in (3, 7):
+            (tmp_path / "NMNIST" / folder / str(label)).mkdir(parents=True)
+            ev = _random_events(rng, 50, t_max=300_000)
+            (tmp_path / "NMNIST" / folder / str(label) / "00001.bin").write_bytes(
+                independent_encode(*(ev[k].tolist() for k in "xytp")))
+    ds = get_dataset("n-mnist", "test", root=tmp_path, time_steps=10)
+    assert len(ds) == 2 and ds.targets.tolist() == [3, 7] and ds[1][0].sum() == 50
+    with pytest.raises(DatasetNotFoundError, match="n-fashion-mnist"):
+        get_dataset("n-fashion-mnist", "test", root=tmp_path)  # no params.json: not ours
+    with pytest.raises(DatasetNotFoundError, match=r"Train/<label>/\*\.bin"):
+        get_dataset("n-mnist", "train", root=tmp_path / "elsewhere")
+
+
+def test_cli_make_prints_statistics(capsys, tmp_path, fmnist_root):
+    assert main(["data", "make", "n-fashion-mnist", "--split", "test", "--out", str(tmp_path / "o"),
+                 "--source-root", str(fmnist_root), "--limit", "3", "--no-progress", "--json"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith(str(tmp_path / "o"))
+    assert json.loads(lines[1])["samples"] == 3 and not (tmp_path / "o" / "Train").exists()
