@@ -141,3 +141,35 @@ def plot_curves(runs: list[str | Path], path: str | Path, title: str | None = No
     if title:
         fig.suptitle(title)
     return _save(fig, path)
+
+
+def plot_events(samples: list[tuple[dict, str]], path: str | Path, sensor_size: tuple[int, int],
+                phases: int = 3) -> Path:
+    """PNG: one row per recording (events ``x, y, t, p`` and a title), one column per equal-duration
+    phase (the saccades of N-MNIST-style data); ON events red, OFF events blue, brighter for more."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mdsnn_zoo.data.events import events_to_frames
+
+    if not samples:
+        raise InvalidValueError("plot_events needs at least one recording")
+    fig, axes = plt.subplots(len(samples), phases, figsize=(2.2 * phases, 2.2 * len(samples)), squeeze=False)
+    for i, (events, title) in enumerate(samples):
+        frames = events_to_frames(events, phases, sensor_size, binning="time")  # [phases, 2, H, W]
+        scale = max(float(frames.amax()), 1.0)
+        for j in range(phases):
+            off, on = (frames[j, c] / scale for c in (0, 1))
+            rgb = torch.stack([on, torch.zeros_like(on), off], dim=-1).clamp(0, 1) ** 0.5  # [H, W, 3]
+            ax = axes[i, j]
+            ax.imshow(rgb.numpy(), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(f"saccade {j + 1}" if phases == 3 else f"phase {j + 1}")
+            if j == 0:
+                ax.set_ylabel(f"{title}\n{events['t'].size} events", fontsize=8)
+    fig.suptitle("ON (red) and OFF (blue) events per saccade")
+    return _save(fig, path)

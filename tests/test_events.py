@@ -237,3 +237,14 @@ def test_cli_make_prints_statistics(capsys, tmp_path, fmnist_root):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].endswith(str(tmp_path / "o"))
     assert json.loads(lines[1])["samples"] == 3 and not (tmp_path / "o" / "Train").exists()
+
+
+def test_plot_events_draws_one_row_per_class(made, tmp_path, capsys):
+    out = tmp_path / "ev.png"
+    assert main(["plot", "events", "n-fashion-mnist", "--split", "train", "--data-root", str(made),
+                 "--samples", "2", "--out", str(out)]) == 0
+    from PIL import Image
+
+    with Image.open(out) as img:
+        width, height = img.size
+    assert capsys.readouterr().out.strip() == str(out) and height > width * 0.6  # 2 rows of 3 saccades

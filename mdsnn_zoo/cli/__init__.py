@@ -22,7 +22,7 @@ SUBCOMMANDS = {  # name: one line of help; a subcommand's module is imported onl
     "finetune": "fine-tune a zoo model or a checkpoint (--init), with membrane distillation when it has a teacher",
     "train": "train a float SNN, or a quantized one with cross-entropy only (naive QAT)",
     "distill": "train a low-bit student with membrane-aware distillation from a float teacher (--teacher)",
-    "plot": "draw figures (plot membranes: teacher vs naive-QAT vs MD student; plot curves: validation top-1)",
+    "plot": "draw figures (membranes: teacher vs naive-QAT vs MD; curves: validation top-1; events: recordings)",
     "bench": "measure throughput and print a markdown table (bench lif | mse | train)",
     "data": "show which data sets are found and where (data make n-fashion-mnist: make the event data set)",
 }

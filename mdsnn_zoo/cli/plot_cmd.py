@@ -1,5 +1,5 @@
-"""``mdsnn-zoo plot membranes | curves``: one layer's membrane traces and histograms, teacher vs
-students; validation top-1 per epoch of training runs."""
+"""``mdsnn-zoo plot membranes | curves | events``: one layer's membrane traces and histograms, teacher
+vs students; validation top-1 per epoch of training runs; a few event recordings per saccade."""
 
 from __future__ import annotations
 
@@ -24,9 +24,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     c.add_argument("runs", nargs="+", help="run folders (with log.csv, epochs.csv, config.json)")
     c.add_argument("--title", default=None)
     c.add_argument("--out", default="curves.png")
+    e = sub.add_parser("events", help="a few recordings of an event data set, ON and OFF per saccade",
+                       description="One recording per class (the first of each) of an N-MNIST-layout data "
+                       "set, its events split into three equal-duration phases.")
+    e.add_argument("dataset", choices=["n-fashion-mnist", "n-mnist"])
+    e.add_argument("--split", default="test")
+    e.add_argument("--data-root", default=None)
+    e.add_argument("--samples", type=int, default=4)
+    e.add_argument("--out", default="events.png")
+
+
+def events(args: argparse.Namespace) -> int:
+    from mdsnn_zoo.data import dataset_info, locate, nmnist
+    from mdsnn_zoo.data.events import read_events
+    from mdsnn_zoo.plot import plot_events
+
+    info = dataset_info(args.dataset)
+    paths, labels = nmnist.recordings(args.split, locate(args.dataset, args.split, args.data_root).folder)
+    first = {}
+    for path, label in zip(paths, labels, strict=True):
+        first.setdefault(label, path)
+    chosen = sorted(first.items())[: args.samples]
+    samples = [(read_events(path), f"{info.classes[label]} ({path.name})") for label, path in chosen]
+    print(plot_events(samples, args.out, nmnist.SENSOR_SIZE))
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.figure == "events":
+        return events(args)
     if args.figure == "curves":
         from mdsnn_zoo.plot import plot_curves
 
