@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Train and publish one Fashion-MNIST zoo family: the float teacher, W2U2 naive QAT, W2U2 MD and
+# Train and publish one Fashion-MNIST zoo family (the images, or their event recordings with
+# DATASET=n-fashion-mnist TAG=nfmnist TIME_STEPS=10): the float teacher, W2U2 naive QAT, W2U2 MD and
 # W4U4 MD students trained as long as each other, then export each (packed weights, sha256, test top-1
 # as `mdsnn-zoo eval NAME` measures it) into mdsnn_zoo/zoo/. Every step resumes (--resume), so the
 # script can be rerun after an interruption; a finished step returns at once. Nothing is exported
@@ -9,7 +10,8 @@
 #   recipes/fmnist_zoo.sh vgg9 '{"width":0.5}' 40 10
 # Environment: VARIANTS (default "fp w2u2_qat w2u2_md w4u4_md": the entries to train and publish; the
 # teacher is trained, or found finished, in any case), TEACHER_RUN (the teacher's run folder under
-# RUNS, default ARCH.fmnist_t4_fp), STUDENT_ARGS (more flags for every student, e.g. "--grad-clip 5"),
+# RUNS, default ARCH.TAG_tT_fp), DATASET (default fashion-mnist), TAG (the entries' data tag, default
+# fmnist), TIME_STEPS (default 4), STUDENT_ARGS (more flags for every student, e.g. "--grad-clip 5"),
 # TEACHER_ARGS (more flags for the teacher), SEED (default 0; another seed trains the students into
 # RUN_s<SEED> folders and exports nothing: a repeat to measure the spread), RUNS (default runs).
 set -euo pipefail
@@ -18,10 +20,11 @@ arch=$1 kwargs=$2 teacher_epochs=$3 student_epochs=$4
 runs=${RUNS:-runs}
 seed=${SEED:-0}
 variants=" ${VARIANTS:-fp w2u2_qat w2u2_md w4u4_md} "
-base="$arch.fmnist_t4"
+dataset=${DATASET:-fashion-mnist} tag=${TAG:-fmnist} time_steps=${TIME_STEPS:-4}
+base="$arch.${tag}_t$time_steps"
 teacher_run=${TEACHER_RUN:-${base}_fp}
 teacher="$runs/$teacher_run/best.safetensors"
-common=(--arch "$arch" --arch-kwargs "$kwargs" --checkpoint-every 200 --resume --no-progress)
+common=(--dataset "$dataset" --time-steps "$time_steps" --arch "$arch" --arch-kwargs "$kwargs" --checkpoint-every 200 --resume --no-progress)
 read -ra extra <<< "${STUDENT_ARGS:-}"
 read -ra teacher_extra <<< "${TEACHER_ARGS:-}"
 student=(--epochs "$student_epochs" --lr 0.02 --warmup-epochs 0 --seed "$seed" "${extra[@]}")

@@ -65,7 +65,8 @@ def run(device: str = "cpu", names: list[str] | None = None, batch_size: int = 6
     for name in names or DEFAULT:
         e = ENTRIES[name]
         info = dataset_info(e.dataset)
-        x = torch.rand(batch_size, *info.input_shape, device=dev)
+        frames = (e.time_steps,) if info.kind == "events" else ()  # event samples carry their T frames
+        x = torch.rand(batch_size, *frames, *info.input_shape, device=dev)
         y = torch.randint(0, info.num_classes, (batch_size,), device=dev)
         steps = {}
         for layout in LAYOUTS:
@@ -90,7 +91,7 @@ def run(device: str = "cpu", names: list[str] | None = None, batch_size: int = 6
         rows.append(row)
         log(" | ".join(row))
     intro = (f"Machine: {describe_machine(dev)}. Training throughput in images/s (median step of the "
-             f"trainer's `train_step`, the five steps timed in alternation), batch {batch_size}, T=4, "
+             f"trainer's `train_step`, the five steps timed in alternation), batch {batch_size}, each entry's T, "
              f"{precision}, SGD; inputs of each entry's data set. 'before': contiguous NCHW activations, "
              "the stem convolution on every time step; 'now': channels_last activations, the stem once per "
              "image (`SpikingNet.share_stem`). 'W2U2 MD': one distillation step (teacher forward, student "
