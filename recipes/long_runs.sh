@@ -16,6 +16,8 @@ exec 9> runs/long_runs.lock
 flock -n 9 || { echo "recipes/long_runs.sh is already running"; exit 0; }
 echo "== $(date -Is) long runs start"
 recipes/fmnist_zoo.sh vgg9 '{"width":0.5}' 40 10
+mdsnn-zoo data make n-fashion-mnist --no-progress  # the event recordings (a no-op once made)
+DATASET=n-fashion-mnist TAG=nfmnist TIME_STEPS=10 recipes/fmnist_zoo.sh vgg9 '{"width":0.25}' 20 10
 SEED=1 VARIANTS="w2u2_qat w2u2_md" recipes/fmnist_zoo.sh vgg9 '{"width":0.5}' 40 10
 STUDENT_ARGS="--no-learn-step --surrogate-shift 0.25" recipes/fmnist_zoo.sh resnet20 '{}' 40 10
 echo "== $(date -Is) long runs done"

@@ -106,11 +106,12 @@ def _cache_key(paths: list[Path], **options) -> str:
 
 def bin_recordings(paths: list[Path], time_steps: int, binning: Binning, frame_size: tuple[int, int],
                    progress: bool = False) -> np.ndarray:
-    """``uint8 [N, T, 2, H, W]``: each recording's event counts in ``time_steps`` frames."""
+    """``uint8 [N, T, 2, H, W]``: each recording's event counts in ``time_steps`` frames (a progress
+    bar if ``progress`` and on a terminal)."""
     from tqdm import tqdm
 
     out = np.zeros((len(paths), time_steps, 2, *frame_size), dtype=np.uint8)
-    for i, path in enumerate(tqdm(paths, desc="binning events", disable=not progress, leave=False)):
+    for i, path in enumerate(tqdm(paths, desc="binning events", disable=None if progress else True, leave=False)):
         frames = events_to_frames(read_events(path), time_steps, SENSOR_SIZE, frame_size, binning)
         out[i] = frames.clamp_(max=255).numpy()
     return out
