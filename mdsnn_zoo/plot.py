@@ -173,3 +173,29 @@ def plot_events(samples: list[tuple[dict, str]], path: str | Path, sensor_size: 
                 ax.set_ylabel(f"{title}\n{events['t'].size} events", fontsize=8)
     fig.suptitle("ON (red) and OFF (blue) events per saccade")
     return _save(fig, path)
+
+
+def plot_accuracy_cost(lines: Mapping[str, list[tuple[str, float, float]]], path: str | Path) -> Path:
+    """PNG: top-1 against EDAP (log scale), one line per family through its (label, edap, top1) points
+    (float teacher to the lowest bits); points labelled."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for family, points in lines.items():
+        md = [p for p in points if not p[0].endswith("_qat")]
+        line = ax.plot([p[1] for p in md], [p[2] for p in md], marker="o", label=family)[0]
+        for label, edap, top1 in points:
+            marker = "x" if label.endswith("_qat") else None
+            if marker:
+                ax.plot([edap], [top1], marker=marker, color=line.get_color(), linestyle="none")
+            ax.annotate(label, (edap, top1), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("EDAP on SpikeSim, dense (pJ x ns x µm², log scale)")
+    ax.set_ylabel("top-1 % (test)")
+    ax.set_title("Accuracy against hardware cost: float teacher to W2U2 (x: naive QAT)")
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    return _save(fig, path)

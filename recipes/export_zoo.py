@@ -2,8 +2,11 @@
 and record in ``mdsnn_zoo/zoo/manifest.json`` what ``mdsnn-zoo eval NAME`` measures on the test split.
 
     python recipes/export_zoo.py NAME runs/NAME/best.safetensors --recipe "the exact training command"
+    python recipes/export_zoo.py NAME... --cost-only      # recompute shipped entries' cost cards
 
 Export a teacher before its students (a student's membrane MSE is measured against the zoo teacher).
+Each entry's cost card is what ``mdsnn-zoo cost NAME --hardware H --activity A --samples 256`` prints,
+for both hardware models and both activities.
 """
 
 from __future__ import annotations
@@ -34,12 +37,43 @@ def check_fits(entry: registry.ZooEntry, cfg) -> None:
         sys.exit(f"the run does not fit {entry.name}: (run, entry) = {diff}")
 
 
+CARD_SAMPLES = 256
+CARD_KEYS = ("energy_pj", "latency_ns", "area_um2", "edap", "tops_per_w", "tops_per_mm2")
+
+
+def cost_card(name: str) -> dict:
+    """hardware -> activity -> the totals of ``mdsnn-zoo cost NAME`` on the first 256 test samples."""
+    from mdsnn_zoo.cli.cost_cmd import measure
+
+    card: dict = {}
+    for hardware in ("spikesim", "digital"):
+        for activity in ("dense", "spikes"):
+            totals = measure(name, hardware, activity, CARD_SAMPLES).totals()
+            card.setdefault(hardware, {})[activity] = {k: float(f"{totals[k]:.6g}") for k in CARD_KEYS}
+    return card
+
+
+def write_cards(names: list[str]) -> None:
+    manifest = json.loads(registry.MANIFEST.read_text())
+    for name in names:
+        manifest[name]["cost"] = cost_card(name)
+        registry.MANIFEST.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        print(json.dumps({"name": name, "cost": manifest[name]["cost"]}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("name")
-    parser.add_argument("checkpoint")
-    parser.add_argument("--recipe", required=True, help="the exact command(s) that trained the run")
+    parser.add_argument("what", nargs="+", metavar="NAME CHECKPOINT | NAME...",
+                        help="the entry and its run's checkpoint; with --cost-only, shipped entries")
+    parser.add_argument("--recipe", help="the exact command(s) that trained the run")
+    parser.add_argument("--cost-only", action="store_true", help="only recompute the entries' cost cards")
     args = parser.parse_args()
+    if args.cost_only:
+        write_cards(args.what)
+        return
+    if len(args.what) != 2 or not args.recipe:
+        parser.error("an export takes NAME CHECKPOINT --recipe CMD")
+    args.name, args.checkpoint = args.what
     entry = registry.get_entry(args.name)
     tensors, header = ckpt.read_checkpoint(args.checkpoint)
     info = header.get("info", {})
@@ -71,6 +105,7 @@ def main() -> None:
     with torch.inference_mode(False):
         result = evaluate(model, loader, torch.device("cpu"), False, teacher)
     manifest[entry.name].update({k: round(v, 6) for k, v in result.items() if k != "samples"})
+    manifest[entry.name]["cost"] = cost_card(entry.name)
     registry.MANIFEST.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     print(json.dumps({"name": entry.name, **manifest[entry.name]}))
 

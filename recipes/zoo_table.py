@@ -1,12 +1,14 @@
-"""Write the README's zoo table from the zoo's metadata (never typed by hand).
+"""Write the README's zoo and cost tables, and the accuracy-against-EDAP figure, from the zoo's
+metadata (never typed by hand).
 
-    python recipes/zoo_table.py          # rewrite the table between the markers in README.md
-    python recipes/zoo_table.py --check  # exit 1 if README.md's table is out of date
+    python recipes/zoo_table.py          # rewrite the tables between their markers in README.md
+    python recipes/zoo_table.py --check  # exit 1 if README.md's tables are out of date
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -14,7 +16,11 @@ from mdsnn_zoo.cli.list_cmd import format_size
 from mdsnn_zoo.zoo.registry import get_weights, list_models
 
 README = Path(__file__).resolve().parent.parent / "README.md"
+FIGURE = README.parent / "docs" / "accuracy_vs_edap.png"
 BEGIN, END = "<!-- zoo-table:begin -->", "<!-- zoo-table:end -->"
+COST_BEGIN, COST_END = "<!-- cost-table:begin -->", "<!-- cost-table:end -->"
+VARIANTS = ("fp", "w4u4_md", "w2u2_md", "w2u2_qat")
+PAPER = {"edap": 14.85, "tops_per_w": 2.64, "tops_per_mm2": 6.19}  # MD-SNN (arXiv 2512.04443), SpikeSim, vs FP
 
 
 def table() -> str:
@@ -29,10 +35,54 @@ def table() -> str:
     return "\n".join(lines)
 
 
+def families() -> dict[str, dict[str, dict]]:
+    """``arch.tag`` -> variant -> metadata, for the families whose float teacher ships."""
+    out: dict[str, dict[str, dict]] = {}
+    for name in list_models(pretrained=True):
+        base, variant = re.fullmatch(r"(.+_t\d+)_(.+)", name).groups()  # arch.<data>_t<T> and fp | w<b>u<b>_<method>
+        out.setdefault(base, {})[variant] = get_weights(name)
+    return {k: v for k, v in out.items() if "fp" in v}
+
+
+def cost_table() -> str:
+    lines = ["| family | variant | top-1 % | SpikeSim EDAP (pJ·ns·µm²) | EDAP FP / it | TOPS/W | x FP | TOPS/mm² "
+             "| x FP | digital energy, spikes (µJ) | FP / it |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for base, variants in sorted(families().items()):
+        fp = variants["fp"].cost
+        for v in VARIANTS:
+            if v not in variants or variants[v].cost is None:
+                continue
+            m, c = variants[v], variants[v].cost
+            sim, ref = c["spikesim"]["dense"], fp["spikesim"]["dense"]
+            dig, dig_ref = c["digital"]["spikes"], fp["digital"]["spikes"]
+            lines.append(f"| `{base}` | {v} | {m.top1:.2f} | {sim['edap']:.3g} | {ref['edap'] / sim['edap']:.2f} | "
+                         f"{sim['tops_per_w']:.1f} | {sim['tops_per_w'] / ref['tops_per_w']:.2f} | "
+                         f"{sim['tops_per_mm2']:.2g} | "
+                         f"{sim['tops_per_mm2'] / ref['tops_per_mm2']:.2f} | "
+                         f"{dig['energy_pj'] / 1e6:.2f} | {dig_ref['energy_pj'] / dig['energy_pj']:.2f} |")
+    lines.append(f"| MD-SNN (paper, SpikeSim) | low-bit vs FP | - | - | {PAPER['edap']} | - | "
+                 f"{PAPER['tops_per_w']} | - | {PAPER['tops_per_mm2']} | - | - |")
+    return "\n".join(lines)
+
+
+def figure(path: Path = FIGURE) -> Path:
+    from mdsnn_zoo.plot import plot_accuracy_cost
+
+    lines = {base: [(v, variants[v].cost["spikesim"]["dense"]["edap"], variants[v].top1)
+                    for v in VARIANTS if v in variants and variants[v].cost]
+             for base, variants in sorted(families().items())}
+    return plot_accuracy_cost(lines, path)
+
+
+def _replace(text: str, begin: str, end: str, body: str) -> str:
+    head, _, rest = text.partition(begin)
+    _, _, tail = rest.partition(end)
+    return f"{head}{begin}\n{body}\n{end}{tail}"
+
+
 def render(text: str) -> str:
-    head, _, rest = text.partition(BEGIN)
-    _, _, tail = rest.partition(END)
-    return f"{head}{BEGIN}\n{table()}\n{END}{tail}"
+    text = _replace(text, BEGIN, END, table())
+    return _replace(text, COST_BEGIN, COST_END, cost_table()) if COST_BEGIN in text else text
 
 
 def main() -> int:
@@ -49,6 +99,7 @@ def main() -> int:
             return 1
         return 0
     README.write_text(new)
+    print(figure())
     return 0
 
 

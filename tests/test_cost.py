@@ -143,3 +143,17 @@ def test_cli_prints_json_totals(capsys):
     assert line["edap"] == pytest.approx(line["energy_pj"] * line["latency_ns"] * line["area_um2"])
     assert main(["cost", "small_cnn.fmnist_t4_w2u2_md", "--hardware", "digital", "--samples", "2"]) == 0
     assert "digital, activity dense" in capsys.readouterr().out
+
+
+def test_shipped_cost_cards_are_what_the_command_measures():
+    from mdsnn_zoo.cli.cost_cmd import measure
+    from mdsnn_zoo.zoo.registry import get_weights, list_models
+
+    shipped = list_models(pretrained=True)
+    assert shipped and all(get_weights(n).cost is not None for n in shipped)
+    name = "small_cnn.fmnist_t4_w2u2_md"
+    card = get_weights(name).cost
+    for hardware in ("spikesim", "digital"):
+        totals = measure(name, hardware, "spikes", 256).totals()
+        for key in ("energy_pj", "latency_ns", "area_um2", "edap"):
+            assert card[hardware]["spikes"][key] == pytest.approx(totals[key], rel=1e-5), (hardware, key)

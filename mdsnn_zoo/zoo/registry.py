@@ -146,6 +146,7 @@ class ZooWeights:
     membrane_mse: float | None = None  # a student's membrane MSE to its teacher on the test split
     spike_rate: float | None = None
     trained_on: str | None = None  # the machine and precision of the run
+    cost: dict | None = None  # hardware -> activity -> energy_pj, latency_ns, area_um2, edap, tops_per_w, ...
 
     def __getitem__(self, key: str) -> Any:
         if key not in self.keys():
@@ -176,7 +177,7 @@ def get_weights(name: str) -> ZooWeights:
         num_params=record.get("num_params") or _num_params(name), file_bytes=record.get("file_bytes"),
         sha256=record.get("sha256"), url=record.get("url"), file=str(path) if path else None,
         val_top1=record.get("val_top1"), membrane_mse=record.get("membrane_mse"),
-        spike_rate=record.get("spike_rate"), trained_on=record.get("trained_on"),
+        spike_rate=record.get("spike_rate"), trained_on=record.get("trained_on"), cost=record.get("cost"),
     )
 
 
