@@ -6,6 +6,8 @@ Public API::
     from mdsnn_zoo import get_dataset, dataset_info, list_datasets    # data
     from mdsnn_zoo import from_datasets, finetune                     # your own Dataset objects
     from mdsnn_zoo import QuantLIFNode                                # the neuron
+    from mdsnn_zoo.cost import estimate                               # what a model costs on hardware
+    from mdsnn_zoo.data.nmnist import make_n_fashion_mnist            # the event data set, made here
     from mdsnn_zoo import MdsnnError, InvalidValueError, UnknownNameError, ...   # errors (also ValueError, KeyError...)
 
 Everything that needs torch and SpikingJelly is imported on first use, so ``import mdsnn_zoo`` and
