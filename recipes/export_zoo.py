@@ -101,7 +101,7 @@ def main() -> None:
     # what `mdsnn-zoo eval NAME` prints: the packed file, loaded the way users load it
     model = registry.create_model(entry.name, pretrained=True)
     teacher = registry.create_model(entry.teacher, pretrained=True) if entry.teacher else None
-    loader = DataLoader(get_dataset(entry.dataset, "test"), batch_size=256, shuffle=False)
+    loader = DataLoader(get_dataset(entry.dataset, "test", **entry.data_options), batch_size=256, shuffle=False)
     with torch.inference_mode(False):
         result = evaluate(model, loader, torch.device("cpu"), False, teacher)
     manifest[entry.name].update({k: round(v, 6) for k, v in result.items() if k != "samples"})

@@ -34,11 +34,8 @@ def load_model(ref: str):
     if ref.endswith(".safetensors") or Path(ref).exists():
         model, cfg = model_from_checkpoint(ref)
         return model, cfg.dataset, cfg.data_options, cfg.teacher if cfg.method == "md" else None
-    from mdsnn_zoo.data import dataset_info
-
     e = get_entry(ref)  # an unknown name raises, listing the closest ones
-    options = {"time_steps": e.time_steps} if dataset_info(e.dataset).kind == "events" else {}
-    return create_model(ref, pretrained=True), e.dataset, options, e.teacher
+    return create_model(ref, pretrained=True), e.dataset, e.data_options, e.teacher
 
 
 def data_options_for(model_dataset: str, model_options: dict, dataset: str) -> dict:

@@ -64,6 +64,13 @@ class ZooEntry:
     epochs: int = 0
 
     @property
+    def data_options(self) -> dict:
+        """How its data set is read as it was trained: event recordings binned into its T frames."""
+        from mdsnn_zoo.data import dataset_info
+
+        return {"time_steps": self.time_steps} if dataset_info(self.dataset).kind == "events" else {}
+
+    @property
     def recipe(self) -> str:
         """The command that trains this entry from scratch (after its teacher, for a student)."""
         args = ["--dataset", self.dataset, "--arch", self.arch, "--time-steps", str(self.time_steps),
