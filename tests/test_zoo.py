@@ -380,3 +380,12 @@ def test_finetune_on_dataset_objects_from_python(published, tmp_path):
     student, cfg = model_from_checkpoint(tmp_path / "student" / "best.safetensors")
     assert (cfg.method, cfg.dataset, cfg.w_bits) == ("md", "custom", 2)
     assert student.head[-1].out_features == 3  # a fresh head for the three classes
+
+
+def test_event_entries_read_their_data_at_their_own_time_steps():
+    from mdsnn_zoo.zoo.registry import get_entry
+
+    event = get_entry("vgg9.nfmnist_t10_w2u2_md")
+    assert event.dataset == "n-fashion-mnist" and event.data_options == {"time_steps": 10}
+    assert "--time-steps 10" in event.recipe and "--dataset n-fashion-mnist" in event.recipe
+    assert get_entry("vgg9.fmnist_t4_fp").data_options == {}
