@@ -25,7 +25,7 @@ from torch import nn
 from mdsnn_zoo.cost import digital, spikesim
 from mdsnn_zoo.cost.digital import DigitalConfig
 from mdsnn_zoo.cost.spikesim import SpikeSimConfig
-from mdsnn_zoo.cost.trace import Op, trace
+from mdsnn_zoo.cost.trace import trace
 from mdsnn_zoo.errors import InvalidValueError
 
 HARDWARE = ("spikesim", "digital")
@@ -109,10 +109,6 @@ def _bits(b: int | None) -> str:
     return "fp" if b is None else str(b)
 
 
-def _next_neuron_bits(ops: list[Op], i: int) -> int | None:
-    return next((op.u_bits for op in ops[i + 1:] if op.kind == "neuron"), None)
-
-
 def estimate(model: nn.Module, x: torch.Tensor, hardware: str = "spikesim", activity: str = "dense",
              config: SpikeSimConfig | DigitalConfig | None = None) -> CostReport:
     """The cost of ``model`` on ``x: [T, N, C, H, W]`` (time-major) under ``hardware``, per sample.
@@ -135,16 +131,15 @@ def estimate(model: nn.Module, x: torch.Tensor, hardware: str = "spikesim", acti
         layers, unmapped = spikesim.layers_from_ops(ops)
         t_steps = ops[0].time_steps if ops else 1
         totals = spikesim.cost(layers, t_steps, config, activity)
-        rows = tuple(LayerCost(op.name, op.kind, 2.0 * op.macs, op.sops, op.w_bits, _next_neuron_bits(ops, i),
+        rows = tuple(LayerCost(op.name, op.kind, 2.0 * op.macs, op.sops, op.w_bits, op.u_bits,
                                r["crossbars"], r["energy_pj"], r["area_um2"], r["latency_ns"])
                      for (i, op), r in zip(weighted, totals["layers"], strict=True))
     else:
         totals = digital.cost(ops, config, activity)
         unmapped = []
-        rows = tuple(LayerCost(op.name, op.kind, 2.0 * op.macs, op.sops, op.w_bits,
-                               op.u_bits if op.kind == "neuron" else _next_neuron_bits(ops, i), None,
+        rows = tuple(LayerCost(op.name, op.kind, 2.0 * op.macs, op.sops, op.w_bits, op.u_bits, None,
                                r["energy_pj"], None, r["latency_ns"])
-                     for i, (op, r) in enumerate(zip(ops, totals["layers"], strict=True)))
+                     for op, r in zip(ops, totals["layers"], strict=True))
     return CostReport(hardware, activity, totals["energy_pj"], totals["latency_ns"], totals["area_um2"],
                       dense_ops, rows, tuple(unmapped), dataclasses.asdict(config))
 

@@ -56,13 +56,11 @@ def mult_pj(bits: int | None) -> float:
 def cost(ops: list[Op], cfg: DigitalConfig, activity: str) -> dict:
     """Totals (``energy_pj``, ``latency_ns``, ``area_um2``) and a row per operation."""
     rows = []
-    neurons = [op for op in ops if op.kind == "neuron"]
     memory_bits = 0
     for op in ops:
         operations = 0.0
         if op.kind in ("conv", "linear"):
-            after = next((n for n in neurons if ops.index(n) > ops.index(op)), None)
-            u_bits = after.u_bits if after is not None else None
+            u_bits = op.u_bits
             w_width = op.w_bits or cfg.float_bits
             if op.binary_input:
                 operations = op.sops if activity == "spikes" else float(op.macs)
@@ -81,10 +79,9 @@ def cost(ops: list[Op], cfg: DigitalConfig, activity: str) -> dict:
             energy = operations * (update + 2 * width * cfg.sram_pj_per_bit)
             memory_bits += op.elements * width
         else:  # one op per element: a max pool ORs spikes, a global pool counts them, a residual add adds
-            after = next((n for n in neurons if ops.index(n) > ops.index(op)), None)
             window = op.kernel[0] * op.kernel[1] if op.kind == "pool" else 1
             operations = float(op.elements * op.time_steps * window)
-            width = {"pool": 1, "global_pool": 8}.get(op.kind, after.u_bits if after is not None else None)
+            width = {"pool": 1, "global_pool": 8}.get(op.kind, op.u_bits)
             energy = operations * add_pj(width)
         rows.append({"name": op.name, "operations": operations, "energy_pj": energy,
                      "latency_ns": operations / cfg.lanes * 1000.0 / cfg.clock_mhz})

@@ -126,11 +126,9 @@ class Layer:
 def layers_from_ops(ops: list[Op]) -> tuple[list[Layer], list[str]]:
     """The mappable layers of a trace, and a line for each operation that is not mapped."""
     layers, unmapped = [], []
-    neurons = [op for op in ops if op.kind == "neuron"]
     for op in ops:
         if op.kind in ("conv", "linear"):
-            after = next((n for n in neurons if ops.index(n) > ops.index(op)), None)
-            u_bits = after.u_bits if after is not None else None
+            u_bits = op.u_bits
             if op.kind == "conv":
                 out_dim = (op.pooled_hw or op.out_shape[1:])[0]
                 layers.append(Layer(op.name, op.in_channels, op.out_channels, op.in_shape[1], out_dim,

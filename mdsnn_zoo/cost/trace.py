@@ -40,7 +40,7 @@ class Op:
     kernel: tuple[int, int] = (1, 1)
     stride: tuple[int, int] = (1, 1)
     w_bits: int | None = None  # None: float weights (conv, linear)
-    u_bits: int | None = None  # None: float membrane (neuron)
+    u_bits: int | None = None  # membrane bits, None: float (a neuron's own; a conv, linear, add: the next neuron's)
     params: int = 0
     macs: int = 0  # dense multiply-accumulates per sample, all steps
     sops: float = 0.0  # synaptic operations per sample, all steps (= macs for real-valued input)
@@ -167,6 +167,7 @@ def trace(model: nn.Module, x: torch.Tensor, rows: int = 64) -> list[Op]:
         model.train(was_training)
         functional.reset_net(model)
     _fold_pooling(ops)
+    _link_membranes(ops)
     return ops
 
 
@@ -191,3 +192,14 @@ def _fold_pooling(ops: list[Op]) -> None:
         elif op.kind == "pool" and last_conv is not None:
             last_conv.pooled_hw = op.out_shape[1:]
             last_conv = None
+
+
+def _link_membranes(ops: list[Op]) -> None:
+    """Give each weighted layer and residual addition the membrane bits of the neuron layer after it
+    (the membrane its results accumulate into)."""
+    bits = None
+    for op in reversed(ops):
+        if op.kind == "neuron":
+            bits = op.u_bits
+        elif op.kind in ("conv", "linear", "add"):
+            op.u_bits = bits
