@@ -63,6 +63,45 @@ def test_resume_equals_an_uninterrupted_run(data_root, tmp_path):
     assert (tmp_path / "full" / "log.csv").read_text().count("\n") == full["step"] + 1
 
 
+def _carry_module():
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "recipes" / "carry.py"
+    spec = importlib.util.spec_from_file_location("carry", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_runs_carried_to_a_fresh_store_resume_as_if_never_moved(data_root, tmp_path, monkeypatch):
+    carry = _carry_module()
+    monkeypatch.setattr(carry, "CARRY", tmp_path / "carry")
+    quiet = {"log": lambda *_: None}
+    full = train(_cfg(data_root, tmp_path / "full"), **quiet)
+    old, new = tmp_path / "old_machine", tmp_path / "new_machine"
+    train(_cfg(data_root, old / "cut", max_steps=7, checkpoint_every=7), **quiet)
+    train(_cfg(data_root, old / "done"), **quiet)
+    monkeypatch.setenv("MDSNN_RUNS", str(old))
+    carry.save([])
+    assert not carry.finished(old / "cut") and carry.finished(old / "done")
+    carried = {p.name: p.stat().st_size for p in (tmp_path / "carry" / "cut").iterdir()}
+    # the unfinished run keeps its optimizer state; best checkpoints and finished runs carry weights only
+    assert carried["last.safetensors"] > 1.5 * carried["best.safetensors"]
+    done = tmp_path / "carry" / "done"
+    assert "optimizer" not in ckpt.read_checkpoint(done / "last.safetensors")[1]
+    monkeypatch.setenv("MDSNN_RUNS", str(new))
+    carry.restore()
+    assert carry.step_of(new / "cut") == 7
+    resumed = train(_cfg(data_root, new / "cut", resume=True), **quiet)
+    assert resumed["step"] == full["step"]
+    a, b = _weights(tmp_path / "full" / "last.safetensors"), _weights(new / "cut" / "last.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    again = train(_cfg(data_root, new / "done", resume=True), **quiet)  # finished: returns at once
+    assert again["step"] == full["step"]
+    assert all(torch.equal(a[k], v) for k, v in _weights(new / "done" / "last.safetensors").items())
+    assert carry.step_of(tmp_path / "nowhere") == -1
+
+
 def test_checkpoint_write_is_atomic_and_corruption_is_refused(tmp_path, monkeypatch):
     model = torch.nn.Linear(3, 2)
     path = tmp_path / "last.safetensors"

@@ -1,0 +1,110 @@
+"""Carry the long runs from one session's machine to the next through the repository.
+
+A session's machine is laid anew, run store included, so a run folder survives only as files that
+land. ``save`` copies what each run needs to resume (its logs and config; the last checkpoint with
+optimizer state while the run is unfinished; weights only for its best checkpoint and for a finished
+run's last; not TensorBoard) from the run store into ``recipes/carry/RUN/``; ``restore`` copies a
+carried run back where the store has none or one at an earlier step. ``recipes/long_runs.sh``
+restores before it trains; a session saves and commits before it stops.
+
+    python recipes/carry.py save [RUN ...]      # default: every run folder with a last.safetensors
+    python recipes/carry.py restore
+    python recipes/carry.py drop RUN ...        # once a run's entries are exported and nothing needs it
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from mdsnn_zoo.checkpoint import read_checkpoint, save_without_optimizer
+
+ROOT = Path(__file__).resolve().parent.parent
+CARRY = ROOT / "recipes" / "carry"
+FILES = ("config.json", "epochs.csv", "log.csv", "exported")
+
+
+def store() -> Path:
+    """The run store: ``$MDSNN_RUNS`` (default ``~/.cache/mdsnn_zoo/runs``), what ``runs/`` links to."""
+    return Path(os.environ.get("MDSNN_RUNS", Path.home() / ".cache" / "mdsnn_zoo" / "runs"))
+
+
+def _info(run: Path) -> dict:
+    path = run / "last.safetensors"
+    return read_checkpoint(path)[1].get("info", {}) if path.exists() else {}
+
+
+def step_of(run: Path) -> int:
+    """The training step recorded in ``run/last.safetensors`` (-1 if there is none)."""
+    return int(_info(run).get("step", -1))
+
+
+def finished(run: Path) -> bool:
+    """Whether the run's last checkpoint is at the end of its learning-rate schedule (a run stopped
+    early by ``--max-steps`` is not: it may be resumed further)."""
+    info = _info(run)
+    return info.get("epoch", 0) >= info.get("config", {}).get("epochs", float("inf")) - 1e-9
+
+
+def copy_run(src: Path, dst: Path, slim: bool = False) -> None:
+    """Copy a run's resume files from ``src`` to ``dst``, each written beside and renamed; ``slim``
+    drops the optimizer state from the best checkpoint, and from the last one of a finished run."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in ("best.safetensors", "last.safetensors"):
+        if not (src / name).exists():
+            continue
+        if slim and (name == "best.safetensors" or finished(src)):
+            save_without_optimizer(src / name, dst / name)
+        else:
+            tmp = dst / (name + ".part")
+            shutil.copyfile(src / name, tmp)
+            os.replace(tmp, dst / name)
+    for name in FILES:
+        if (src / name).exists():
+            tmp = dst / (name + ".part")
+            shutil.copyfile(src / name, tmp)
+            os.replace(tmp, dst / name)
+
+
+def save(names: list[str]) -> None:
+    runs = [store() / n for n in names] if names else sorted(p.parent for p in store().glob("*/last.safetensors"))
+    for run in runs:
+        if step_of(run) < 0:
+            sys.exit(f"carry: {run} has no last.safetensors; name a run folder of {store()}")
+        if step_of(CARRY / run.name) == step_of(run):
+            continue
+        copy_run(run, CARRY / run.name, slim=True)
+        print(f"carried {run.name} at step {step_of(run)}")
+
+
+def restore() -> None:
+    for carried in sorted(p.parent for p in CARRY.glob("*/last.safetensors")):
+        target = store() / carried.name
+        if step_of(target) < step_of(carried):
+            copy_run(carried, target)
+            print(f"restored {carried.name} at step {step_of(carried)}")
+
+
+def drop(names: list[str]) -> None:
+    for name in names:
+        shutil.rmtree(CARRY / name)
+        print(f"dropped {name} from {CARRY}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=("save", "restore", "drop"))
+    parser.add_argument("runs", nargs="*", help="run folder names (save: default all; drop: required)")
+    args = parser.parse_args()
+    if args.action == "save":
+        save(args.runs)
+    elif args.action == "restore":
+        restore()
+    else:
+        drop(args.runs)
+
+
+if __name__ == "__main__":
+    main()
