@@ -12,7 +12,9 @@
 # teacher is trained, or found finished, in any case), TEACHER_RUN (the teacher's run folder under
 # RUNS, default ARCH.TAG_tT_fp), DATASET (default fashion-mnist), TAG (the entries' data tag, default
 # fmnist), TIME_STEPS (default 4), STUDENT_ARGS (more flags for every student, e.g. "--grad-clip 5"),
-# TEACHER_ARGS (more flags for the teacher), SEED (default 0; another seed trains the students into
+# TEACHER_ARGS (more flags for the teacher), TWIN_EPOCHS (if set: first train the network's clipped-ReLU
+# twin for that many epochs at T=1, into RUNS/ARCH.TAG_t1_relu, and start the teacher from it at
+# lr 0.02 without warm-up; the teacher's recipe is then both commands), SEED (default 0; another seed trains the students into
 # RUN_s<SEED> folders and exports nothing: a repeat to measure the spread), RUNS (default runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +26,8 @@ dataset=${DATASET:-fashion-mnist} tag=${TAG:-fmnist} time_steps=${TIME_STEPS:-4}
 base="$arch.${tag}_t$time_steps"
 teacher_run=${TEACHER_RUN:-${base}_fp}
 teacher="$runs/$teacher_run/best.safetensors"
-common=(--dataset "$dataset" --time-steps "$time_steps" --arch "$arch" --arch-kwargs "$kwargs" --checkpoint-every 200 --resume --no-progress)
+shared=(--arch "$arch" --arch-kwargs "$kwargs" --checkpoint-every 200 --resume --no-progress)
+common=(--dataset "$dataset" --time-steps "$time_steps" "${shared[@]}")
 read -ra extra <<< "${STUDENT_ARGS:-}"
 read -ra teacher_extra <<< "${TEACHER_ARGS:-}"
 student=(--epochs "$student_epochs" --lr 0.02 --warmup-epochs 0 --seed "$seed" "${extra[@]}")
@@ -40,9 +43,21 @@ run() {  # VARIANT RUN_DIR COMMAND...: train (or resume) into RUN_DIR; queue its
   exports+=("${base}_$variant" "$dir" "$(quoted "$@" --out-dir "$dir")")
 }
 
-teacher_cmd=(mdsnn-zoo train "${common[@]}" --epochs "$teacher_epochs" --lr 0.1 "${teacher_extra[@]}")
+teacher_cmd=(mdsnn-zoo train "${common[@]}" --epochs "$teacher_epochs")
+prelude=""  # the commands an entry's recipe needs before its own
+if [[ -n ${TWIN_EPOCHS:-} ]]; then
+  twin_dir="$runs/$arch.${tag}_t1_relu"
+  twin_cmd=(mdsnn-zoo train --dataset "$dataset" --time-steps 1 "${shared[@]}" --activation relu
+            --epochs "$TWIN_EPOCHS" --lr 0.1 --out-dir "$twin_dir")
+  "${twin_cmd[@]}"
+  prelude="$(quoted "${twin_cmd[@]}") && "
+  teacher_cmd+=(--init "$twin_dir/best.safetensors" --lr 0.02 --warmup-epochs 0 "${teacher_extra[@]}")
+else
+  teacher_cmd+=(--lr 0.1 "${teacher_extra[@]}")
+fi
 if [[ $variants == *" fp "* && $seed == 0 ]]; then
   run fp "$runs/$teacher_run" "${teacher_cmd[@]}"
+  exports[${#exports[@]} - 1]="$prelude${exports[${#exports[@]} - 1]}"
 else
   "${teacher_cmd[@]}" --out-dir "$runs/$teacher_run"
 fi

@@ -18,16 +18,17 @@ exec 9> runs/long_runs.lock
 flock -n 9 || { echo "recipes/long_runs.sh is already running"; exit 0; }
 echo "== $(date -Is) long runs start"
 python recipes/carry.py restore
-# The vgg9 SNN teacher trained 40 epochs from scratch (runs/vgg9.fmnist_t4_fp) reached 93.54 validation,
-# 92.81 test: short of issue 11's 94.0. Its students wait until a teacher is chosen by validation between it
-# and the SNN started from the network's clipped-ReLU twin:
-common=(--arch vgg9 --arch-kwargs '{"width":0.5}' --checkpoint-every 200 --resume --no-progress)
-mdsnn-zoo train --activation relu --time-steps 1 --epochs 40 --lr 0.1 "${common[@]}" --out-dir runs/vgg9.fmnist_t1_relu
-mdsnn-zoo train --init runs/vgg9.fmnist_t1_relu/best.safetensors --epochs 20 --lr 0.02 --warmup-epochs 0 \
-  "${common[@]}" --out-dir runs/vgg9.fmnist_t4_fp_twin
-mdsnn-zoo data make n-fashion-mnist --no-progress  # the event recordings (a no-op once made)
+# Issue 11's VGG family: the clipped-ReLU twin of vgg9 (width 0.5) at T=1 for 40 epochs, the SNN teacher
+# started from it (20 epochs at lr 0.02), then the W2U2 QAT, W2U2 MD and W4U4 MD students (10 epochs each),
+# exported together; then the W2U2 pair again with seed 1 (the gain's spread; not exported).
+# (The vgg9 teacher trained 40 epochs from scratch reached 93.54 validation, 92.81 test: recipes/RESULTS.md.)
+vgg=(vgg9 '{"width":0.5}' 20 10)
+TWIN_EPOCHS=40 TEACHER_RUN=vgg9.fmnist_t4_fp_twin recipes/fmnist_zoo.sh "${vgg[@]}"
+SEED=1 VARIANTS="w2u2_qat w2u2_md" TWIN_EPOCHS=40 TEACHER_RUN=vgg9.fmnist_t4_fp_twin recipes/fmnist_zoo.sh "${vgg[@]}"
+# Issue 11's ResNet family the same way (its students keep the membrane step fixed and shift the surrogate:
+# recipes/RESULTS.md, session 4).
+TWIN_EPOCHS=40 STUDENT_ARGS="--no-learn-step --surrogate-shift 0.25" recipes/fmnist_zoo.sh resnet20 '{}' 20 10
+# Issue 13's event family: the recordings (a no-op once made), then vgg9 width 0.25 at T=10.
+mdsnn-zoo data make n-fashion-mnist --no-progress
 DATASET=n-fashion-mnist TAG=nfmnist TIME_STEPS=10 recipes/fmnist_zoo.sh vgg9 '{"width":0.25}' 20 10
-# then, with TEACHER_RUN set to the chosen teacher's folder:
-#   recipes/fmnist_zoo.sh vgg9 '{"width":0.5}' 40 10, its SEED=1 W2U2 pair, and
-#   STUDENT_ARGS="--no-learn-step --surrogate-shift 0.25" recipes/fmnist_zoo.sh resnet20 '{}' 40 10
 echo "== $(date -Is) long runs done"
