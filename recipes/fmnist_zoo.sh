@@ -5,7 +5,8 @@
 # as `mdsnn-zoo eval NAME` measures it) into mdsnn_zoo/zoo/. Every step resumes (--resume), so the
 # script can be rerun after an interruption; a finished step returns at once. Nothing is exported
 # until every variant has finished (the zoo never holds students of another teacher), and an entry
-# already exported from the same checkpoint is not exported again.
+# already exported from the same checkpoint is not exported again. Then it draws the family's
+# validation curves into docs/curves_ARCH.TAG_tT.png.
 #   recipes/fmnist_zoo.sh ARCH ARCH_KWARGS_JSON TEACHER_EPOCHS STUDENT_EPOCHS
 #   recipes/fmnist_zoo.sh vgg9 '{"width":0.5}' 40 10
 # Environment: VARIANTS (default "fp w2u2_qat w2u2_md w4u4_md": the entries to train and publish; the
@@ -78,3 +79,7 @@ for ((i = 0; i < ${#exports[@]}; i += 3)); do  # teacher first: a student's memb
   python recipes/export_zoo.py "$name" "$dir/best.safetensors" --recipe "$recipe"
   echo "$sha" > "$dir/exported"
 done
+# The family's validation curves (docs/), every run it trained (the twin too, when there is one)
+curves=(${twin_dir:+"$twin_dir"})
+for ((i = 0; i < ${#exports[@]}; i += 3)); do curves+=("${exports[i+1]}"); done
+mdsnn-zoo plot curves "${curves[@]}" --title "$base: validation top-1 per epoch" --out "docs/curves_$base.png"
