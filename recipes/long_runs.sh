@@ -29,6 +29,6 @@ SEED=1 VARIANTS="w2u2_qat w2u2_md" TWIN_EPOCHS=40 TEACHER_RUN=vgg9.fmnist_t4_fp_
 # recipes/RESULTS.md, session 4).
 TWIN_EPOCHS=40 STUDENT_ARGS="--no-learn-step --surrogate-shift 0.25" recipes/fmnist_zoo.sh resnet20 '{}' 20 10
 # Issue 13's event family: the recordings (a no-op once made), then vgg9 width 0.25 at T=10.
-mdsnn-zoo data make n-fashion-mnist --no-progress
+mdsnn-zoo data make n-fashion-mnist --workers 2 --no-progress
 DATASET=n-fashion-mnist TAG=nfmnist TIME_STEPS=10 recipes/fmnist_zoo.sh vgg9 '{"width":0.25}' 20 10
 echo "== $(date -Is) long runs done"

@@ -185,7 +185,9 @@ def test_make_is_reproducible_and_resumes(made, tmp_path, fmnist_root):
     files[9].unlink()
     make_n_fashion_mnist(made, source_root=fmnist_root, progress=False)  # fills the gaps only
     again = make_n_fashion_mnist(tmp_path / "again", source_root=fmnist_root, progress=False)
-    for folder in (made, again):
+    parallel = make_n_fashion_mnist(tmp_path / "parallel", source_root=fmnist_root, progress=False, chunk=3,
+                                    workers=2)
+    for folder in (made, again, parallel):
         assert {f.relative_to(folder): f.read_bytes() for f in sorted(folder.glob("*/*/*.bin"))} == first
 
 

@@ -30,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     make.add_argument("--seed", type=int, default=0, help="seeds the sensor and each sample's noise")
     make.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N images of each split")
     make.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="statistics as JSON lines")
+    make.add_argument("--workers", type=int, default=1, metavar="N",
+                      help="processes recording at once (default 1; the files are the same for any N)")
     make.add_argument("--no-progress", dest="progress", action="store_false")
 
 
@@ -56,7 +58,7 @@ def make(args: argparse.Namespace) -> int:
 
     splits = ("train", "test") if args.split == "all" else (args.split,)
     out = make_n_fashion_mnist(args.out, splits, DVSParams(noise=args.noise, seed=args.seed), args.source_root,
-                               limit=args.limit, progress=args.progress)
+                               limit=args.limit, progress=args.progress, workers=args.workers)
     print(f"{args.name} in {out}")
     for split in splits:
         stats = statistics(out, split)

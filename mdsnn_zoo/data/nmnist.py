@@ -16,8 +16,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import multiprocessing
 import os
 from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -212,17 +214,21 @@ def _check_params(out: Path, params: DVSParams) -> None:
 
 def make_n_fashion_mnist(out: str | os.PathLike | None = None, splits: Iterable[str] = ("train", "test"),
                          params: DVSParams | None = None, source_root: str | os.PathLike | None = None,
-                         limit: int | None = None, chunk: int = 64, progress: bool = True) -> Path:
+                         limit: int | None = None, chunk: int = 64, progress: bool = True,
+                         workers: int = 1) -> Path:
     """Record every Fashion-MNIST image of ``splits`` (the first ``limit`` of each, if given) through
     the saccade converter into ``out`` (default :func:`default_out`), in N-MNIST's layout:
     ``Train/<label>/<index>.bin``, the index the image's position in its split. Resumable: a file
     already there is kept (files are written atomically, and the converter is deterministic);
+    ``workers`` processes record ``chunk`` images at a time each (the same bytes as one process);
     returns ``out``."""
     from tqdm import tqdm
 
     from mdsnn_zoo.data import get_dataset
 
     params = params or DVSParams()
+    if workers < 1:
+        raise InvalidValueError(f"workers must be 1 or more, got {workers}")
     out = Path(out).expanduser() if out is not None else default_out()
     _check_params(out, params)
     for split in splits:
@@ -237,14 +243,26 @@ def make_n_fashion_mnist(out: str | os.PathLike | None = None, splits: Iterable[
         bar = tqdm(total=len(files), initial=len(files) - len(todo), desc=f"making {split}",
                    disable=not progress)
         code = list(FOLDERS).index(split)
-        for start in range(0, len(todo), chunk):
-            idx = todo[start:start + chunk]
-            for i, events in zip(idx, saccade_recordings(images[idx], params, [(code, int(i)) for i in idx]),
-                                 strict=True):
-                write_events(files[i], events)
-            bar.update(len(idx))
+        jobs = [(images[idx], [(code, int(i)) for i in idx], [files[i] for i in idx], params)
+                for idx in (todo[start:start + chunk] for start in range(0, len(todo), chunk))]
+        if workers > 1 and len(jobs) > 1:
+            context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch's threads
+            with ProcessPoolExecutor(workers, mp_context=context) as pool:
+                for done in pool.map(_record, jobs):
+                    bar.update(done)
+        else:
+            for job in jobs:
+                bar.update(_record(job))
         bar.close()
     return out
+
+
+def _record(job: tuple[np.ndarray, list[tuple[int, int]], list[Path], DVSParams]) -> int:
+    """Record one chunk of images ``[B, 28, 28]`` into their files; returns how many."""
+    images, keys, files, params = job
+    for file, events in zip(files, saccade_recordings(images, params, keys), strict=True):
+        write_events(file, events)
+    return len(files)
 
 
 def statistics(folder: str | os.PathLike, split: str) -> dict:
