@@ -48,24 +48,27 @@ def finished(run: Path) -> bool:
     return info.get("epoch", 0) >= info.get("config", {}).get("epochs", float("inf")) - 1e-9
 
 
+def _copy_file(src: Path, dst: Path) -> None:
+    tmp = dst.with_name(dst.name + ".part")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
 def copy_run(src: Path, dst: Path, slim: bool = False) -> None:
     """Copy a run's resume files from ``src`` to ``dst``, each written beside and renamed; ``slim``
     drops the optimizer state from the best checkpoint, and from the last one of a finished run."""
     dst.mkdir(parents=True, exist_ok=True)
+    done = slim and finished(src)
     for name in ("best.safetensors", "last.safetensors"):
         if not (src / name).exists():
             continue
-        if slim and (name == "best.safetensors" or finished(src)):
+        if slim and (name == "best.safetensors" or done):
             save_without_optimizer(src / name, dst / name)
         else:
-            tmp = dst / (name + ".part")
-            shutil.copyfile(src / name, tmp)
-            os.replace(tmp, dst / name)
+            _copy_file(src / name, dst / name)
     for name in FILES:
         if (src / name).exists():
-            tmp = dst / (name + ".part")
-            shutil.copyfile(src / name, tmp)
-            os.replace(tmp, dst / name)
+            _copy_file(src / name, dst / name)
 
 
 def save(names: list[str]) -> None:
@@ -89,6 +92,8 @@ def restore() -> None:
 
 def drop(names: list[str]) -> None:
     for name in names:
+        if not (CARRY / name).is_dir():
+            sys.exit(f"carry: no carried run {name!r} in {CARRY}")
         shutil.rmtree(CARRY / name)
         print(f"dropped {name} from {CARRY}")
 

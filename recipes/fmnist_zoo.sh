@@ -15,8 +15,9 @@
 # fmnist), TIME_STEPS (default 4), STUDENT_ARGS (more flags for every student, e.g. "--grad-clip 5"),
 # TEACHER_ARGS (more flags for the teacher), TWIN_EPOCHS (if set: first train the network's clipped-ReLU
 # twin for that many epochs at T=1, into RUNS/ARCH.TAG_t1_relu, and start the teacher from it at
-# lr TEACHER_LR (default 0.02) without warm-up; the teacher's recipe is then both commands), SEED (default 0; another seed trains the students into
-# RUN_s<SEED> folders and exports nothing: a repeat to measure the spread), RUNS (default runs).
+# lr TEACHER_LR (default 0.02) without warm-up; the teacher's recipe is then both commands), SEED
+# (default 0; another seed trains the students into RUN_s<SEED> folders and exports nothing: a repeat
+# to measure the spread), RUNS (default runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 arch=$1 kwargs=$2 teacher_epochs=$3 student_epochs=$4
