@@ -66,7 +66,8 @@ class TrainConfig:
     learn_step: bool = True  # qat/md: train the membrane step Δ (False: keep it at V_th / 2^(b-1))
     learn_edge_scales: bool = False  # qat/md: also train the weight scales of 8-bit (first, last) layers
     surrogate_shift: float | None = None  # qat/md: σ' at (h + S)Δ before rounding (None: at the grid, qΔ)
-    teacher: str | None = None  # md: checkpoint of the float teacher (also the student's start)
+    teacher: str | None = None  # md: checkpoint of the float teacher (also the student's start); fp: a float
+    # network of the same data (e.g. the ReLU twin) whose softened logits the SNN also learns (KD, no membranes)
     init: str | None = None  # fp/qat/finetune: checkpoint to start from (fp: e.g. a ReLU twin's weights)
     zoo_model: str | None = None  # finetune/md: start from this zoo model's weights (and its teacher's)
     epochs: int = 10
@@ -204,7 +205,21 @@ def build_student_and_teacher(cfg: TrainConfig) -> tuple[nn.Module, nn.Module | 
         quantized = any(hasattr(m, "weight_quant") for m in model.modules())
         if cfg.w_bits is not None and not quantized:
             model = quantize_as(model, cfg)
+        if cfg.teacher:
+            if cfg.method != "fp":
+                raise InvalidValueError(f"method {cfg.method!r} trains on cross-entropy alone and takes no --teacher; "
+                                        "distill a quantized student with method 'md' (mdsnn-zoo distill)")
+            teacher = float_teacher(cfg.teacher, cfg.dataset, "a float run distills its logits")
     return model, teacher
+
+
+def float_teacher(path: str, dataset: str, why: str) -> nn.Module:
+    """The frozen float network of checkpoint ``path``, refused unless it is float and trained on ``dataset``."""
+    teacher, saved = model_from_checkpoint(path)
+    if saved.w_bits is not None or saved.dataset != dataset:
+        raise InvalidValueError(f"--teacher {path} is a {saved.w_bits or 'float'}-bit model of {saved.dataset}; "
+                                f"{why} from a float network trained on {dataset}")
+    return teacher.eval().requires_grad_(False)
 
 
 def _zoo_student_and_teacher(cfg: TrainConfig) -> tuple[nn.Module, nn.Module | None]:
@@ -226,10 +241,7 @@ def _zoo_student_and_teacher(cfg: TrainConfig) -> tuple[nn.Module, nn.Module | N
     if not e.teacher:
         raise InvalidValueError(f"{cfg.zoo_model} is a float model: it has no teacher to distill from")
     if cfg.teacher and cfg.teacher != e.teacher:  # a checkpoint of a teacher trained on this data
-        teacher, saved = model_from_checkpoint(cfg.teacher)
-        if saved.w_bits is not None or saved.dataset != cfg.dataset:
-            raise InvalidValueError(f"--teacher {cfg.teacher} is a {saved.w_bits or 'float'}-bit model of "
-                                    f"{saved.dataset}; MD needs a float teacher trained on {cfg.dataset}")
+        teacher = float_teacher(cfg.teacher, cfg.dataset, "MD distills")
     elif cfg.dataset == e.dataset:
         teacher = create_model(e.teacher, pretrained=True, **cfg.arch_kwargs)
     else:
@@ -346,12 +358,19 @@ def train_step(net: nn.Module, model: nn.Module, teacher: nn.Module | None, opti
                grad_clip: float | None = None) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
     """One optimisation step of ``model`` (run as ``net``: itself, or its DDP wrapper) on
     ``x: [N, C, H, W]``, ``y: [N]`` with ``loss_fn``: its cross-entropy alone without a teacher, with
-    one also KD and the membrane MSE to the teacher's. Returns (loss, logits ``[N, classes]``, loss
-    parts), detached. The trainer and ``mdsnn-zoo bench train`` both run this."""
+    one also KD and, unless ``loss_fn.mem_weight`` is 0, the membrane MSE to the teacher's. Returns
+    (loss, logits ``[N, classes]``, loss parts), detached. The trainer and ``mdsnn-zoo bench train``
+    both run this."""
     device = x.device
     functional.reset_net(model)
     with autocast(device, amp):
-        if teacher is not None:
+        if teacher is not None and not loss_fn.mem_weight:  # KD on the logits alone (a ReLU twin has no membranes)
+            functional.reset_net(teacher)
+            with torch.no_grad():
+                t_logits = teacher(x)
+            logits = net(x)
+            loss, parts = loss_fn(logits, y, t_logits)
+        elif teacher is not None:
             functional.reset_net(teacher)
             with MembraneRecorder(teacher) as t_rec, torch.no_grad():
                 t_logits = teacher(x)
@@ -452,7 +471,7 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
 
     net = nn.parallel.DistributedDataParallel(model) if ddp.world > 1 else model
     loss_fn = MDLoss(kd_weight=cfg.kd_weight, temperature=cfg.temperature, label_smoothing=cfg.label_smoothing,
-                     mem_weight=cfg.mem_weight if teacher is not None else 0.0)
+                     mem_weight=cfg.mem_weight if teacher is not None and cfg.method == "md" else 0.0)
     logger = _RunLog(out, cfg) if ddp.main else None
 
     def save(path: Path, **metrics) -> None:

@@ -304,6 +304,34 @@ def test_a_relu_twin_starts_the_spiking_network(data_root, tmp_path):
         train(_cfg(data_root, tmp_path / "bad2", activation="tanh"), log=lambda *_: None)
 
 
+def test_a_float_snn_learns_from_its_relu_twins_logits(data_root, tmp_path):
+    """fp with --teacher: the SNN's loss gains KD to the frozen twin's logits and no membrane term; with
+    kd_weight 0 the run is exactly the run without a teacher, so the teacher enters through KD alone."""
+    import csv
+
+    train(_cfg(data_root, tmp_path / "ann", activation="relu", time_steps=1, epochs=1), log=lambda *_: None)
+    twin = str(tmp_path / "ann" / "best.safetensors")
+    twin_before = _weights(tmp_path / "ann" / "best.safetensors")
+    after = {}
+    for name, kw in {"alone": {}, "kd0": {"teacher": twin, "kd_weight": 0.0}, "kd": {"teacher": twin}}.items():
+        train(_cfg(data_root, tmp_path / name, init=twin, max_steps=2, warmup_epochs=0, **kw), log=lambda *_: None)
+        after[name] = _weights(tmp_path / name / "last.safetensors")
+        rows = list(csv.DictReader(open(tmp_path / name / "log.csv")))
+        assert all(float(r["mem"]) == 0.0 for r in rows)
+        assert all(float(r["kd"]) > 0.0 for r in rows) == (name == "kd")
+    assert all(torch.equal(after["alone"][k], after["kd0"][k]) for k in after["alone"])
+    assert any(not torch.equal(after["alone"][k], after["kd"][k]) for k in after["alone"])
+    assert all(torch.equal(twin_before[k], v) for k, v in _weights(tmp_path / "ann" / "best.safetensors").items())
+    with pytest.raises(MdsnnError, match="takes no --teacher"):
+        train(_cfg(data_root, tmp_path / "qat", method="qat", init=twin, teacher=twin, w_bits=2, u_bits=2),
+              log=lambda *_: None)
+    train(_cfg(data_root, tmp_path / "w4", method="qat", init=twin, w_bits=4, u_bits=4, max_steps=1),
+          log=lambda *_: None)
+    with pytest.raises(MdsnnError, match="is a 4-bit model of fashion-mnist; a float run distills"):
+        train(_cfg(data_root, tmp_path / "bad", teacher=str(tmp_path / "w4" / "last.safetensors")),
+              log=lambda *_: None)
+
+
 def test_file_backed_data_batches_as_in_memory_data_does(data_root):
     """The DataLoader path (any map-style data set) gives the in-memory fast path's batches, bit for bit,
     in the same order, started part-way the same way."""

@@ -20,7 +20,7 @@ SUBCOMMANDS = {  # name: one line of help; a subcommand's module is imported onl
     "info": "show a zoo model's metadata (data, T, bits, method, top-1, teacher, sha256, recipe, file)",
     "eval": "evaluate a zoo model or a checkpoint on the test split (top-1, spike rate, membrane MSE to the teacher)",
     "finetune": "fine-tune a zoo model or a checkpoint (--init), with membrane distillation when it has a teacher",
-    "train": "train a float SNN, or a quantized one with cross-entropy only (naive QAT)",
+    "train": "train a float SNN (--teacher: also on a float net's soft labels), or naive QAT (cross-entropy only)",
     "distill": "train a low-bit student with membrane-aware distillation from a float teacher (--teacher)",
     "plot": "draw figures (membranes: teacher vs naive-QAT vs MD; curves: validation top-1; events: recordings)",
     "cost": "what a model costs on hardware (SpikeSim or digital): energy, latency, area, EDAP, TOPS/W",

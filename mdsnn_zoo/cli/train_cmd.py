@@ -1,4 +1,5 @@
-"""``mdsnn-zoo train``: a full-precision network, or a naive QAT student (``--w-bits``/``--u-bits``)."""
+"""``mdsnn-zoo train``: a full-precision network (``--teacher``: with KD from a float network's logits, e.g.
+its ReLU twin), or a naive QAT student (``--w-bits``/``--u-bits``)."""
 
 from __future__ import annotations
 
