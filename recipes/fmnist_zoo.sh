@@ -15,7 +15,8 @@
 # fmnist), TIME_STEPS (default 4), STUDENT_ARGS (more flags for every student, e.g. "--grad-clip 5"),
 # TEACHER_ARGS (more flags for the teacher), TWIN_EPOCHS (if set: first train the network's clipped-ReLU
 # twin for that many epochs at T=1, into RUNS/ARCH.TAG_t1_relu, and start the teacher from it at
-# lr TEACHER_LR (default 0.02) without warm-up; the teacher's recipe is then both commands), SEED
+# lr TEACHER_LR (default 0.02) without warm-up; the teacher's recipe is then both commands; with TWIN_KD=1
+# the teacher also learns the twin's soft labels, train --teacher), SEED
 # (default 0; another seed trains the students into RUN_s<SEED> folders and exports nothing: a repeat
 # to measure the spread), RUNS (default runs).
 set -euo pipefail
@@ -53,7 +54,9 @@ if [[ -n ${TWIN_EPOCHS:-} ]]; then
             --epochs "$TWIN_EPOCHS" --lr 0.1 --out-dir "$twin_dir")
   "${twin_cmd[@]}"
   prelude="$(quoted "${twin_cmd[@]}") && "
-  teacher_cmd+=(--init "$twin_dir/best.safetensors" --lr "${TEACHER_LR:-0.02}" --warmup-epochs 0 "${teacher_extra[@]}")
+  teacher_cmd+=(--init "$twin_dir/best.safetensors" --lr "${TEACHER_LR:-0.02}" --warmup-epochs 0)
+  [[ -z ${TWIN_KD:-} ]] || teacher_cmd+=(--teacher "$twin_dir/best.safetensors")
+  teacher_cmd+=("${teacher_extra[@]}")
 else
   teacher_cmd+=(--lr 0.1 "${teacher_extra[@]}")
 fi
