@@ -46,58 +46,69 @@ METHODS = ("fp", "qat", "md", "finetune")
 ACTIVATIONS = ("lif", "relu")
 
 
+def _opt(default: Any, help: str) -> Any:
+    """A TrainConfig field with its description (the command line's ``--help`` for its flag)."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class TrainConfig:
-    """Everything a run depends on; stored in every checkpoint."""
+    """Everything a run depends on; stored in every checkpoint. Each field is a flag of ``mdsnn-zoo
+    train``, ``distill`` and ``finetune`` (``w_bits`` -> ``--w-bits``), described by its ``help``."""
 
-    method: str = "fp"  # fp | qat | md | finetune
-    arch: str = "small_cnn"
+    method: str = _opt("fp", "fp | qat | md | finetune (set by the subcommand)")
+    arch: str = _opt("small_cnn", "architecture name (mdsnn-zoo list shows the zoo's)")
     arch_kwargs: dict = field(default_factory=dict)
-    dataset: str = "fashion-mnist"
-    data_root: str | None = None
+    dataset: str = _opt("fashion-mnist", "data set name (mdsnn-zoo data lists them)")
+    data_root: str | None = _opt(None, "folder holding the data set's files (default: where it is found)")
     data_options: dict = field(default_factory=dict)  # get_dataset options (imagefolder: channels, size, mean, std)
-    time_steps: int = 4
-    activation: str = "lif"  # lif: the SNN | relu: its ReLU twin clipped to [0, 1] (fp only; a start for --init)
-    w_bits: int | None = None  # qat/md: weight bits; None = float
-    u_bits: int | None = None  # qat/md: membrane bits
-    first_last_bits: int | None = 8
-    pot: bool = False
-    bias_frac_bits: int = DEFAULT_BIAS_FRAC_BITS  # qat/md: a bias is a multiple of Δ / 2^this
-    learn_step: bool = True  # qat/md: train the membrane step Δ (False: keep it at V_th / 2^(b-1))
-    learn_edge_scales: bool = False  # qat/md: also train the weight scales of 8-bit (first, last) layers
-    surrogate_shift: float | None = None  # qat/md: σ' at (h + S)Δ before rounding (None: at the grid, qΔ)
-    teacher: str | None = None  # md: checkpoint of the float teacher (also the student's start); fp: a float
-    # network of the same data (e.g. the ReLU twin) whose softened logits the SNN also learns (KD, no membranes)
-    init: str | None = None  # fp/qat/finetune: checkpoint to start from (fp: e.g. a ReLU twin's weights)
-    zoo_model: str | None = None  # finetune/md: start from this zoo model's weights (and its teacher's)
-    epochs: int = 10
-    max_steps: int | None = None  # stop after this many steps (tests, quick checks)
-    batch_size: int = 128
-    optimizer: str = "sgd"  # sgd | adamw
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    warmup_epochs: float = 0.5
-    label_smoothing: float = 0.0
-    grad_clip: float | None = None  # clip the gradient's global norm to this before each step
-    augment: bool = True
-    val_size: int = 5000  # held out from the training split, for choosing checkpoints
-    train_subset: int | None = None  # use only this many training samples (quick runs)
-    workers: int = 2  # DataLoader processes for data sets read from files (in-memory sets need none)
-    kd_weight: float = 0.5
-    temperature: float = 2.0
-    mem_weight: float = 1.0
-    fused_mse: bool = True  # md: membrane MSE inside the student's LIF kernels (no membrane round trip)
-    amp: bool | None = None  # bfloat16 autocast; None: where the hardware runs bfloat16 natively
-    channels_last: bool = True  # convolutions, pooling and neurons on channels_last activations
-    seed: int = 0
-    out_dir: str = "runs/run"
-    checkpoint_every: int = 0  # steps; 0: each epoch only
-    resume: bool = False
-    device: str = "auto"
-    threads: int | None = None
-    progress: bool = True
-    tensorboard: bool = True
+    time_steps: int = _opt(4, "time steps T of the SNN (event data: frames per recording)")
+    activation: str = _opt("lif", "lif: the SNN | relu: its ReLU twin clipped to [0, 1] (fp only; a start for "
+                           "--init)")
+    w_bits: int | None = _opt(None, "qat/md: weight bits (2-8); none: float")
+    u_bits: int | None = _opt(None, "qat/md: membrane bits (2-8); none: float")
+    first_last_bits: int | None = _opt(8, "qat/md: weight bits of the first and last layer; none: as --w-bits")
+    pot: bool = _opt(False, "qat/md: power-of-two weight scales")
+    bias_frac_bits: int = _opt(DEFAULT_BIAS_FRAC_BITS, "qat/md: a bias is a multiple of the membrane step / "
+                               "2^this")
+    learn_step: bool = _opt(True, "qat/md: train the membrane step (off: keep it at V_th / 2^(bits-1))")
+    learn_edge_scales: bool = _opt(False, "qat/md: also train the weight scales of the 8-bit first and last "
+                                   "layers")
+    surrogate_shift: float | None = _opt(None, "qat/md: the surrogate gradient at (h + S) x step before rounding; "
+                                         "none: at the rounded membrane")
+    teacher: str | None = _opt(None, "md: checkpoint of the float teacher (also the student's start); fp: a float "
+                               "network of the same data (e.g. the ReLU twin) whose soft labels the SNN also "
+                               "learns (KD, no membrane term)")
+    init: str | None = _opt(None, "fp/qat/finetune: checkpoint to start from (fp: e.g. a ReLU twin's weights)")
+    zoo_model: str | None = _opt(None, "finetune/md: start from this zoo model's weights (and its teacher's)")
+    epochs: int = _opt(10, "epochs over the training part of the training split")
+    max_steps: int | None = _opt(None, "stop after this many steps (quick checks)")
+    batch_size: int = _opt(128, "images per step (per process under torchrun)")
+    optimizer: str = _opt("sgd", "sgd (Nesterov) | adamw")
+    lr: float = _opt(0.1, "peak learning rate (cosine schedule after the warm-up)")
+    momentum: float = _opt(0.9, "SGD momentum")
+    weight_decay: float = _opt(5e-4, "weight decay of weight matrices and kernels (none on biases, BN, scales)")
+    warmup_epochs: float = _opt(0.5, "linear warm-up, in epochs")
+    label_smoothing: float = _opt(0.0, "label smoothing of the cross-entropy")
+    grad_clip: float | None = _opt(None, "clip the gradient's global norm to this before each step")
+    augment: bool = _opt(True, "random crop, horizontal flip and random erasing")
+    val_size: int = _opt(5000, "images held out from the training split for choosing the best checkpoint")
+    train_subset: int | None = _opt(None, "train on only this many training images (quick runs)")
+    workers: int = _opt(2, "DataLoader processes for data read from files (in-memory sets need none)")
+    kd_weight: float = _opt(0.5, "weight of KD, the KL divergence to the teacher's softened logits")
+    temperature: float = _opt(2.0, "KD temperature")
+    mem_weight: float = _opt(1.0, "md: weight of the membrane MSE to the teacher")
+    fused_mse: bool = _opt(True, "md: the membrane MSE inside the student's LIF kernels (no membrane round trip)")
+    amp: bool | None = _opt(None, "bfloat16 autocast; unset: where the hardware runs bfloat16 natively")
+    channels_last: bool = _opt(True, "convolutions, pooling and neurons on channels_last activations")
+    seed: int = _opt(0, "seed of the initialisation, data order and augmentation")
+    out_dir: str = _opt("runs/run", "run folder: checkpoints, config.json, log.csv, epochs.csv, tb/")
+    checkpoint_every: int = _opt(0, "write last.safetensors every this many steps too (0: each epoch only)")
+    resume: bool = _opt(False, "continue from OUT_DIR/last.safetensors if it exists")
+    device: str = _opt("auto", "auto (the GPU if there is one) | cpu | cuda | cuda:N")
+    threads: int | None = _opt(None, "CPU threads (default: PyTorch's)")
+    progress: bool = _opt(True, "a progress bar per epoch")
+    tensorboard: bool = _opt(True, "TensorBoard logs in OUT_DIR/tb")
 
 
 # -- data --------------------------------------------------------------------------------------------

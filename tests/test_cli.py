@@ -29,6 +29,29 @@ def test_help_lists_subcommands(capsys):
         assert f"{name} {' '.join(help_line.split())[:40]}" in out, name
 
 
+@pytest.mark.parametrize("command", ["train", "distill", "finetune"])
+def test_every_training_flag_says_what_it_does_and_its_default(command):
+    """Every flag has help; each TrainConfig flag shows its default (the subcommand's own, e.g. distill's lr)."""
+    import dataclasses
+
+    from mdsnn_zoo.cli import build_parser
+    from mdsnn_zoo.cli._train_args import _SKIP
+    from mdsnn_zoo.train import TrainConfig
+
+    parser = build_parser(command)
+    sub = next(a for a in parser._actions if a.choices and command in a.choices).choices[command]
+    flags = [a for a in sub._actions if a.option_strings and a.dest != "help"]
+    config_fields = {f.name for f in dataclasses.fields(TrainConfig)} - _SKIP  # _SKIP: set otherwise, or JSON
+    assert config_fields <= {a.dest for a in flags} and len(config_fields) > 35
+    for action in flags:
+        assert action.help, f"--{action.dest} has no help"
+        if action.default is not None and action.dest in config_fields:
+            assert f"(default: {action.default})" in action.help, action.dest
+    lr = next(a for a in flags if a.dest == "lr")
+    assert lr.help.endswith(f"(default: {lr.default})") and lr.default == (0.1 if command == "train" else
+                                                                            0.02 if command == "distill" else 0.01)
+
+
 def test_import_and_version_load_no_torch():
     """``import mdsnn_zoo`` and ``mdsnn-zoo --version`` import neither torch nor a subcommand."""
     code = ("import sys, mdsnn_zoo; from mdsnn_zoo.cli import main\n"

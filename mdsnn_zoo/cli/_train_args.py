@@ -27,19 +27,21 @@ def add_config_arguments(parser: argparse.ArgumentParser, defaults: dict) -> Non
             continue
         flag = "--" + f.name.replace("_", "-")
         default = defaults.get(f.name, f.default if f.default is not dataclasses.MISSING else None)
-        hint = hints[f.name]
+        hint, text = hints[f.name], f.metadata.get("help")
+        if default is not None:
+            text = f"{text} (default: {default})"
         if hint in (bool, bool | None):  # bool | None: unset lets the run decide (--amp: the hardware)
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=text)
         elif hint in (int | None,):
-            parser.add_argument(flag, type=_parse_optional_int, default=default, metavar="N")
+            parser.add_argument(flag, type=_parse_optional_int, default=default, metavar="N", help=text)
         elif hint in (float | None,):
-            parser.add_argument(flag, type=_parse_optional_float, default=default, metavar="X")
+            parser.add_argument(flag, type=_parse_optional_float, default=default, metavar="X", help=text)
         elif hint is int:
-            parser.add_argument(flag, type=int, default=default, metavar="N")
+            parser.add_argument(flag, type=int, default=default, metavar="N", help=text)
         elif hint is float:
-            parser.add_argument(flag, type=float, default=default, metavar="X")
+            parser.add_argument(flag, type=float, default=default, metavar="X", help=text)
         else:
-            parser.add_argument(flag, default=default, metavar=f.name.upper())
+            parser.add_argument(flag, default=default, metavar=f.name.upper(), help=text)
     parser.add_argument("--arch-kwargs", type=json.loads, default={}, metavar="JSON",
                         help='extra architecture arguments, e.g. \'{"width": 48}\'')
     parser.add_argument("--data-options", type=json.loads, default={}, metavar="JSON",
