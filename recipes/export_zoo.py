@@ -3,6 +3,9 @@ and record in ``mdsnn_zoo/zoo/manifest.json`` what ``mdsnn-zoo eval NAME`` measu
 
     python recipes/export_zoo.py NAME runs/NAME/best.safetensors --recipe "the exact training command"
     python recipes/export_zoo.py NAME... --cost-only      # recompute shipped entries' cost cards
+    python recipes/export_zoo.py NAME runs/NAME_s1/best.safetensors --recipe "..." --repeat
+        # a rerun of a shipped entry's recipe with another seed: its test top-1 is recorded in the
+        # entry's ``repeats`` (the spread of the result), its weights are not shipped
 
 Export a teacher before its students (a student's membrane MSE is measured against the zoo teacher).
 Each entry's cost card is what ``mdsnn-zoo cost NAME --hardware H --activity A --samples 256`` prints,
@@ -13,8 +16,10 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
 import json
 import sys
+from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
@@ -27,10 +32,12 @@ from mdsnn_zoo.zoo.packing import save_packed
 
 
 def check_fits(entry: registry.ZooEntry, cfg) -> None:
-    """The run must be the entry's architecture, data, T and bits."""
+    """The run must be the entry's architecture, data, T and bits (the neurons' backend may differ: it
+    computes the same network)."""
+    kwargs = {k: v for k, v in cfg.arch_kwargs.items() if k != "backend"}
     want = dict(arch=entry.arch, arch_kwargs=entry.arch_kwargs, dataset=entry.dataset, time_steps=entry.time_steps,
                 w_bits=entry.w_bits, u_bits=entry.u_bits)
-    have = dict(arch=cfg.arch, arch_kwargs=cfg.arch_kwargs, dataset=cfg.dataset, time_steps=cfg.time_steps,
+    have = dict(arch=cfg.arch, arch_kwargs=kwargs, dataset=cfg.dataset, time_steps=cfg.time_steps,
                 w_bits=cfg.w_bits, u_bits=cfg.u_bits)
     diff = {k: (have[k], want[k]) for k in want if have[k] != want[k]}
     if diff:
@@ -61,12 +68,42 @@ def write_cards(names: list[str]) -> None:
         print(json.dumps({"name": name, "cost": manifest[name]["cost"]}))
 
 
+def score_on_test(model: torch.nn.Module, entry: registry.ZooEntry, teacher: torch.nn.Module | None = None) -> dict:
+    """What ``mdsnn-zoo eval`` prints for ``model`` on the entry's test split."""
+    loader = DataLoader(get_dataset(entry.dataset, "test", **entry.data_options), batch_size=256, shuffle=False)
+    with torch.inference_mode(False):
+        result = evaluate(model, loader, torch.device("cpu"), False, teacher)
+    return {k: round(v, 6) for k, v in result.items() if k != "samples"}
+
+
+def record_repeat(entry: registry.ZooEntry, checkpoint: str, recipe: str) -> None:
+    """Score the checkpoint of a rerun with another seed and record it in the shipped entry's ``repeats``."""
+    from mdsnn_zoo.train import model_from_checkpoint
+
+    manifest = json.loads(registry.MANIFEST.read_text())
+    if entry.name not in manifest:
+        sys.exit(f"{entry.name} is not shipped: export it (without --repeat) before recording its repeats")
+    info = ckpt.read_checkpoint(checkpoint)[1].get("info", {})
+    cfg = config_from_dict(info["config"])
+    check_fits(entry, cfg)
+    if cfg.seed == 0:
+        sys.exit(f"{checkpoint} was trained with seed 0, the shipped entry's: a repeat has another --seed")
+    model, _ = model_from_checkpoint(checkpoint)
+    record = {"top1": score_on_test(model, entry)["top1"], "val_top1": info.get("best_val_top1"), "recipe": recipe,
+              "sha256": hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()}
+    manifest[entry.name].setdefault("repeats", {})[str(cfg.seed)] = record
+    registry.MANIFEST.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    print(json.dumps({"name": entry.name, "seed": cfg.seed, **record}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", nargs="+", metavar="NAME CHECKPOINT | NAME...",
                         help="the entry and its run's checkpoint; with --cost-only, shipped entries")
     parser.add_argument("--recipe", help="the exact command(s) that trained the run")
     parser.add_argument("--cost-only", action="store_true", help="only recompute the entries' cost cards")
+    parser.add_argument("--repeat", action="store_true",
+                        help="the run is the entry's recipe with another seed: record its test top-1, ship nothing")
     args = parser.parse_args()
     if args.cost_only:
         write_cards(args.what)
@@ -75,6 +112,9 @@ def main() -> None:
         parser.error("an export takes NAME CHECKPOINT --recipe CMD")
     args.name, args.checkpoint = args.what
     entry = registry.get_entry(args.name)
+    if args.repeat:
+        record_repeat(entry, args.checkpoint, args.recipe)
+        return
     tensors, header = ckpt.read_checkpoint(args.checkpoint)
     info = header.get("info", {})
     cfg = config_from_dict(info["config"])
@@ -101,10 +141,7 @@ def main() -> None:
     # what `mdsnn-zoo eval NAME` prints: the packed file, loaded the way users load it
     model = registry.create_model(entry.name, pretrained=True)
     teacher = registry.create_model(entry.teacher, pretrained=True) if entry.teacher else None
-    loader = DataLoader(get_dataset(entry.dataset, "test", **entry.data_options), batch_size=256, shuffle=False)
-    with torch.inference_mode(False):
-        result = evaluate(model, loader, torch.device("cpu"), False, teacher)
-    manifest[entry.name].update({k: round(v, 6) for k, v in result.items() if k != "samples"})
+    manifest[entry.name].update(score_on_test(model, entry, teacher))
     manifest[entry.name]["cost"] = cost_card(entry.name)
     registry.MANIFEST.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     print(json.dumps({"name": entry.name, **manifest[entry.name]}))

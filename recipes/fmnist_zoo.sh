@@ -17,8 +17,9 @@
 # twin for that many epochs at T=1, into RUNS/ARCH.TAG_t1_relu, and start the teacher from it at
 # lr TEACHER_LR (default 0.02) without warm-up; the teacher's recipe is then both commands; with TWIN_KD=1
 # the teacher also learns the twin's soft labels, train --teacher), SEED
-# (default 0; another seed trains the students into RUN_s<SEED> folders and exports nothing: a repeat
-# to measure the spread), RUNS (default runs).
+# (default 0; another seed trains the students into RUN_s<SEED> folders and ships nothing: a repeat to
+# measure the spread, whose test top-1 export_zoo.py --repeat records in the shipped entries), RUNS
+# (default runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 arch=$1 kwargs=$2 teacher_epochs=$3 student_epochs=$4
@@ -75,14 +76,16 @@ for v in w2u2_qat w2u2_md w4u4_md; do
   esac
   run "$v" "$runs/${base}_$v$suffix" "${cmd[@]}" "${common[@]}" "${student[@]}"
 done
-[[ $seed == 0 ]] || exit 0
+repeat=()
+[[ $seed == 0 ]] || repeat=(--repeat)  # another seed: its test top-1 goes into the shipped entry's repeats
 for ((i = 0; i < ${#exports[@]}; i += 3)); do  # teacher first: a student's membrane MSE is to the zoo teacher
   name=${exports[i]} dir=${exports[i+1]} recipe=${exports[i+2]}
   sha=$(sha256sum "$dir/best.safetensors" | cut -d' ' -f1)
   if [[ -f $dir/exported && $(cat "$dir/exported") == "$sha" ]]; then continue; fi
-  python recipes/export_zoo.py "$name" "$dir/best.safetensors" --recipe "$recipe"
+  python recipes/export_zoo.py "$name" "$dir/best.safetensors" --recipe "$recipe" "${repeat[@]}"
   echo "$sha" > "$dir/exported"
 done
+[[ $seed == 0 ]] || exit 0
 # The family's validation curves (docs/), every run it trained (the twin too, when there is one)
 curves=(${twin_dir:+"$twin_dir"})
 for ((i = 0; i < ${#exports[@]}; i += 3)); do curves+=("${exports[i+1]}"); done

@@ -286,18 +286,76 @@ def test_every_recipe_is_a_valid_command():
                 (meta["w_bits"], meta["u_bits"], meta["bias_frac_bits"], record.get("learn_edge_scales", False)), name
 
 
-def test_readme_zoo_table_is_generated_from_the_metadata():
+def _recipe(name: str):
+    """The script recipes/NAME.py, imported as a module."""
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parent.parent / "recipes" / "zoo_table.py"
-    spec = importlib.util.spec_from_file_location("zoo_table", path)
-    zoo_table = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(zoo_table)
+    path = Path(__file__).resolve().parent.parent / "recipes" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_zoo_table_is_generated_from_the_metadata():
+    zoo_table = _recipe("zoo_table")
     text = zoo_table.README.read_text()
     assert zoo_table.render(text) == text, "README.md's zoo table is stale: run python recipes/zoo_table.py"
     for name in mdsnn_zoo.list_models(pretrained=True):
         assert f"`{name}`" in text
+
+
+def test_a_rerun_with_another_seed_is_recorded_beside_the_shipped_entry(tmp_path, monkeypatch, capsys):
+    """export_zoo.py --repeat scores a seed-1 rerun as `mdsnn-zoo eval` does and records it in the shipped
+    entry's repeats (no weights shipped); the README's gain table then shows both seeds and their mean."""
+    import numpy as np
+
+    from mdsnn_zoo.cli import main
+    from mdsnn_zoo.data import get_dataset
+    from mdsnn_zoo.data.idx import write_idx
+    from mdsnn_zoo.train import TrainConfig, finetune_config, train
+
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 48), ("t10k", 40)):
+        write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28), np.uint8))
+        write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", rng.integers(0, 10, n).astype(np.uint8))
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(registry.MANIFEST.read_text())
+    monkeypatch.setattr(registry, "MANIFEST", manifest)
+    registry._manifest.cache_clear()
+    export, zoo_table = _recipe("export_zoo"), _recipe("zoo_table")
+    monkeypatch.setattr(export, "get_dataset", lambda name, split, **o: get_dataset(name, split, root=tmp_path, **o))
+    base = TrainConfig(dataset="fashion-mnist", data_root=str(tmp_path), max_steps=1, batch_size=16, val_size=16,
+                       progress=False, tensorboard=False, amp=False, seed=1, arch_kwargs={"backend": "torch"})
+    try:
+        for variant in ("w2u2_qat", "w2u2_md"):
+            name, out = f"small_cnn.fmnist_t4_{variant}", tmp_path / variant
+            train(finetune_config(TrainConfig(**{**base.__dict__, "out_dir": str(out)}), name, distill=False),
+                  log=lambda *_: None)
+            export.record_repeat(registry.get_entry(name), str(out / "last.safetensors"), f"recipe of {variant} s1")
+        record = json.loads(manifest.read_text())["small_cnn.fmnist_t4_w2u2_qat"]["repeats"]["1"]
+        assert record["sha256"] == hashlib.sha256((tmp_path / "w2u2_qat" / "last.safetensors").read_bytes()).hexdigest()
+        capsys.readouterr()
+        assert main(["eval", str(tmp_path / "w2u2_qat" / "last.safetensors"), "--data-root", str(tmp_path),
+                     "--backend", "torch", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["top1"] == pytest.approx(record["top1"])
+
+        registry._manifest.cache_clear()
+        qat, md = (registry.get_weights(f"small_cnn.fmnist_t4_{v}") for v in ("w2u2_qat", "w2u2_md"))
+        assert qat.repeats["1"]["recipe"] == "recipe of w2u2_qat s1" and qat.file.endswith("w2u2_qat.safetensors")
+        gains = [md.top1 - qat.top1, md.repeats["1"]["top1"] - qat.repeats["1"]["top1"]]
+        row = next(r for r in zoo_table.gain_table().splitlines() if "`small_cnn.fmnist_t4`" in r)
+        assert f"| 0, 1 | {qat.top1:.2f}, {qat.repeats['1']['top1']:.2f} |" in row
+        assert row.endswith(f"| {sum(gains) / 2:+.2f} (mean; {gains[0]:+.2f}, {gains[1]:+.2f}) |")
+
+        train(finetune_config(TrainConfig(**{**base.__dict__, "seed": 0, "out_dir": str(tmp_path / "s0")}),
+                              "small_cnn.fmnist_t4_w2u2_qat", distill=False), log=lambda *_: None)
+        with pytest.raises(SystemExit, match="seed 0, the shipped entry's"):
+            export.record_repeat(registry.get_entry("small_cnn.fmnist_t4_w2u2_qat"),
+                                 str(tmp_path / "s0" / "last.safetensors"), "seed 0")
+    finally:
+        registry._manifest.cache_clear()
 
 
 @pytest.mark.parametrize("name,x_shape,classes", [

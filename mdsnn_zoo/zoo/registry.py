@@ -154,6 +154,8 @@ class ZooWeights:
     spike_rate: float | None = None
     trained_on: str | None = None  # the machine and precision of the run
     cost: dict | None = None  # hardware -> activity -> energy_pj, latency_ns, area_um2, edap, tops_per_w, ...
+    repeats: dict | None = None  # seed -> top1, val_top1, recipe, sha256: the recipe rerun with another seed
+    # (not shipped; recorded for the spread of the result)
 
     def __getitem__(self, key: str) -> Any:
         if key not in self.keys():
@@ -185,6 +187,7 @@ def get_weights(name: str) -> ZooWeights:
         sha256=record.get("sha256"), url=record.get("url"), file=str(path) if path else None,
         val_top1=record.get("val_top1"), membrane_mse=record.get("membrane_mse"),
         spike_rate=record.get("spike_rate"), trained_on=record.get("trained_on"), cost=record.get("cost"),
+        repeats=record.get("repeats"),
     )
 
 
