@@ -17,6 +17,8 @@ exec >> runs/long_runs.log 2>&1
 exec 9> runs/long_runs.lock
 flock -n 9 || { echo "recipes/long_runs.sh is already running"; exit 0; }
 echo "== $(date -Is) long runs start"
+python -c "import mdsnn_zoo" 2> /dev/null || { echo "mdsnn_zoo is not importable by $(command -v python): activate the
+environment it is installed in (pip install -e .) and start this script again"; exit 1; }
 python recipes/carry.py restore
 # Issue 11's VGG family. Session 7: the SNN teacher started from the clipped-ReLU twin (94.58 validation at
 # T=1) and fine-tuned 20 epochs at lr 0.02 reached 92.90 validation, below the 40-epoch teacher trained from
