@@ -155,7 +155,7 @@ def test_bias_sits_on_a_refined_membrane_grid(frac_bits):
     if frac_bits == 0:  # on the membrane grid itself: multiples of the 2-bit step V_th / 2
         assert all(torch.equal(m.quantized_bias().detach() % 0.5, torch.zeros_like(m.bias)) for m in linked)
     fine, coarse = (quantize_model(_net(), w_bits=2, u_bits=2, bias_frac_bits=f) for f in (4, 0))
-    err = [sum(float((m.quantized_bias() - m.bias).abs().sum()) for m in net.modules() if getattr(m, "grid_node", None))
+    err = [sum((m.quantized_bias() - m.bias).abs().sum().item() for m in net.modules() if getattr(m, "grid_node", None))
            for net in (fine, coarse)]
     assert err[0] < err[1] / 4
 
