@@ -375,17 +375,15 @@ def train_step(net: nn.Module, model: nn.Module, teacher: nn.Module | None, opti
     device = x.device
     functional.reset_net(model)
     with autocast(device, amp):
-        if teacher is not None and not loss_fn.mem_weight:  # KD on the logits alone (a ReLU twin has no membranes)
+        if teacher is not None:
             functional.reset_net(teacher)
-            with torch.no_grad():
+            membranes = bool(loss_fn.mem_weight)  # without: KD on the logits alone (a ReLU twin has no membranes)
+            with MembraneRecorder(teacher) if membranes else contextlib.nullcontext() as t_rec, torch.no_grad():
                 t_logits = teacher(x)
-            logits = net(x)
-            loss, parts = loss_fn(logits, y, t_logits)
-        elif teacher is not None:
-            functional.reset_net(teacher)
-            with MembraneRecorder(teacher) as t_rec, torch.no_grad():
-                t_logits = teacher(x)
-            if fused_mse:  # the MSE inside the student's LIF kernels
+            if not membranes:
+                logits = net(x)
+                loss, parts = loss_fn(logits, y, t_logits)
+            elif fused_mse:  # the MSE inside the student's LIF kernels
                 with MembraneTargets(model, t_rec.membranes) as targets:
                     logits = net(x)
                 loss, parts = loss_fn(logits, y, t_logits, membrane_loss=targets.loss())

@@ -20,6 +20,10 @@ def _parse_optional_float(text: str) -> float | None:
     return None if text.lower() == "none" else float(text)
 
 
+_PARSERS = {int: (int, "N"), float: (float, "X"), int | None: (_parse_optional_int, "N"),
+            float | None: (_parse_optional_float, "X")}  # a field's type hint -> (argparse type, metavar)
+
+
 def add_config_arguments(parser: argparse.ArgumentParser, defaults: dict) -> None:
     hints = typing.get_type_hints(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
@@ -28,20 +32,12 @@ def add_config_arguments(parser: argparse.ArgumentParser, defaults: dict) -> Non
         flag = "--" + f.name.replace("_", "-")
         default = defaults.get(f.name, f.default if f.default is not dataclasses.MISSING else None)
         hint, text = hints[f.name], f.metadata.get("help")
-        if default is not None:
-            text = f"{text} (default: {default})"
+        common = {"default": default, "help": text if default is None else f"{text} (default: {default})"}
         if hint in (bool, bool | None):  # bool | None: unset lets the run decide (--amp: the hardware)
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=text)
-        elif hint in (int | None,):
-            parser.add_argument(flag, type=_parse_optional_int, default=default, metavar="N", help=text)
-        elif hint in (float | None,):
-            parser.add_argument(flag, type=_parse_optional_float, default=default, metavar="X", help=text)
-        elif hint is int:
-            parser.add_argument(flag, type=int, default=default, metavar="N", help=text)
-        elif hint is float:
-            parser.add_argument(flag, type=float, default=default, metavar="X", help=text)
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **common)
         else:
-            parser.add_argument(flag, default=default, metavar=f.name.upper(), help=text)
+            parse, metavar = _PARSERS.get(hint, (str, f.name.upper()))
+            parser.add_argument(flag, type=parse, metavar=metavar, **common)
     parser.add_argument("--arch-kwargs", type=json.loads, default={}, metavar="JSON",
                         help='extra architecture arguments, e.g. \'{"width": 48}\'')
     parser.add_argument("--data-options", type=json.loads, default={}, metavar="JSON",
