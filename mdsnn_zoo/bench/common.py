@@ -77,6 +77,35 @@ def time_interleaved_ms(fns: list[Callable[[], object]], device: torch.device, w
     return [statistics.median(ts) for ts in times]
 
 
+def profile_ops(fn: Callable[[], object], device: torch.device, steps: int = 3,
+                top: int = 8) -> list[tuple[str, float, float]]:
+    """The ``top`` operators by self time over ``steps`` calls of ``fn`` (after one warm-up call),
+    as ``(name, percent of all self time, calls per step)``; CPU time on a CPU, kernel time on a GPU.
+    Compiled regions appear under the name the profiler gives them (``CompiledFunction`` and kin)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    fn()
+    synchronize(device)
+    cuda = device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            fn()
+        synchronize(device)
+    self_us = {e.key: (e.self_device_time_total if cuda else e.self_cpu_time_total, e.count)
+               for e in prof.key_averages()}
+    total = sum(t for t, _ in self_us.values()) or 1.0
+    ranked = sorted(self_us.items(), key=lambda kv: kv[1][0], reverse=True)[:top]
+    return [(_op_name(name), 100.0 * t / total, n / steps) for name, (t, n) in ranked]
+
+
+def _op_name(key: str) -> str:
+    """The profiler's key, with inductor's ``## Call CompiledFxGraph <hash> ##`` shortened."""
+    if key.startswith("## Call CompiledFxGraph"):
+        return f"inductor graph {key.split()[3][:8]}"
+    return key
+
+
 def copy_bandwidth_gbs(device: torch.device, nbytes: int | None = None) -> float:
     """GB/s of a large float32 copy, counting bytes read plus bytes written.
 

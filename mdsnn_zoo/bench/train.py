@@ -17,7 +17,7 @@ import torch
 from spikingjelly.activation_based import neuron
 from torch import nn
 
-from mdsnn_zoo.bench.common import describe_machine, markdown_table, time_interleaved_ms
+from mdsnn_zoo.bench.common import describe_machine, markdown_table, profile_ops, time_interleaved_ms
 from mdsnn_zoo.data import dataset_info
 from mdsnn_zoo.distill import MDLoss
 from mdsnn_zoo.neuron import QuantLIFNode
@@ -57,11 +57,13 @@ def _laid_out(model: nn.Module, layout: str) -> nn.Module:
 
 
 def run(device: str = "cpu", names: list[str] | None = None, batch_size: int = 64, amp: bool | None = None,
-        budget_s: float = 5.0, log=print) -> str:
+        budget_s: float = 5.0, profile_steps: int = 0, log=print) -> str:
+    """The throughput table (markdown); with ``profile_steps``, also each network's operators by
+    share of its float training step's time, profiled over that many steps."""
     dev = torch.device(device)
     amp, precision = resolve_amp(amp, dev)
     sj_backend = "cupy" if dev.type == "cuda" and "cupy" in QuantLIFNode.available_backends() else "torch"
-    rows = []
+    rows, profiles = [], []
     for name in names or DEFAULT:
         e = ENTRIES[name]
         info = dataset_info(e.dataset)
@@ -90,6 +92,9 @@ def run(device: str = "cpu", names: list[str] | None = None, batch_size: int = 6
                f"{sj:.0f}", f"{fp['now'] / sj:.2f}x"]
         rows.append(row)
         log(" | ".join(row))
+        if profile_steps:
+            ops = profile_ops(steps["fp", "now"], dev, steps=profile_steps)
+            profiles.append(_profile_section(name, batch_size, profile_steps, ops))
     intro = (f"Machine: {describe_machine(dev)}. Training throughput in images/s (median step of the "
              f"trainer's `train_step`, the five steps timed in alternation), batch {batch_size}, each entry's T, "
              f"{precision}, SGD; inputs of each entry's data set. 'before': contiguous NCHW activations, "
@@ -99,4 +104,11 @@ def run(device: str = "cpu", names: list[str] | None = None, batch_size: int = 6
              "float network with `LIFNode`, in the 'now' layout.")
     header = ["arch", "arch kwargs", "params", "float before", "float now", "speed-up", "W2U2 MD before",
               "W2U2 MD now", "speed-up", "SpikingJelly LIFNode", "QuantLIFNode / LIFNode"]
-    return intro + "\n\n" + markdown_table(header, rows) + "\n"
+    return intro + "\n\n" + markdown_table(header, rows) + "\n" + "".join(profiles)
+
+
+def _profile_section(name: str, batch_size: int, steps: int, ops: list[tuple[str, float, float]]) -> str:
+    rows = [[f"`{op}`", f"{pct:.1f}", f"{calls:g}"] for op, pct, calls in ops]
+    return (f"\n{name}, float training step ('now' layout, batch {batch_size}), operators by self time over "
+            f"{steps} profiled steps (`torch.profiler`):\n\n"
+            + markdown_table(["operator", "% of self time", "calls per step"], rows) + "\n")

@@ -41,6 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
                        help="bfloat16 autocast (default: where the hardware runs bfloat16 natively)")
     train.add_argument("--budget", type=float, default=5.0)
+    train.add_argument("--profile", type=int, default=0, metavar="STEPS",
+                       help="also profile each float step over STEPS steps and list its top operators (default: 0, off)")
     train.add_argument("--out", type=Path, default=None)
 
 
@@ -60,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         from mdsnn_zoo.bench import train
 
         tune_cpu_allocator()
-        table = train.run(args.device, args.models, args.batch_size, args.amp, args.budget)
+        table = train.run(args.device, args.models, args.batch_size, args.amp, args.budget, args.profile)
         print(table)
         if args.out:
             args.out.parent.mkdir(parents=True, exist_ok=True)
