@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="bfloat16 autocast (default: where the hardware runs bfloat16 natively)")
     train.add_argument("--budget", type=float, default=5.0)
     train.add_argument("--profile", type=int, default=0, metavar="STEPS",
-                       help="also profile each float step over STEPS steps and list its top operators (default: 0, off)")
+                       help="also profile each float step over STEPS steps, list its top operators (default: 0, off)")
     train.add_argument("--out", type=Path, default=None)
 
 
