@@ -18,8 +18,9 @@
 # lr TEACHER_LR (default 0.02) without warm-up; the teacher's recipe is then both commands; with TWIN_KD=1
 # the teacher also learns the twin's soft labels, train --teacher), SEED
 # (default 0; another seed trains the students into RUN_s<SEED> folders and ships nothing: a repeat to
-# measure the spread, whose test top-1 export_zoo.py --repeat records in the shipped entries), RUNS
-# (default runs).
+# measure the spread, whose test top-1 export_zoo.py --repeat records in the shipped entries),
+# MIN_TEACHER_VAL (if set: when the teacher's best validation top-1 is not above it, say so and stop
+# before the students, exit 0, so a queue goes on to its next family), RUNS (default runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 arch=$1 kwargs=$2 teacher_epochs=$3 student_epochs=$4
@@ -66,6 +67,14 @@ if [[ $variants == *" fp "* && $seed == 0 ]]; then
   exports[${#exports[@]} - 1]="$prelude${exports[${#exports[@]} - 1]}"
 else
   "${teacher_cmd[@]}" --out-dir "$runs/$teacher_run"
+fi
+if [[ -n ${MIN_TEACHER_VAL:-} ]]; then
+  best_val=$(python -c 'import sys; from mdsnn_zoo.checkpoint import read_checkpoint
+print(read_checkpoint(sys.argv[1])[1]["info"]["best_val_top1"])' "$teacher")
+  if ! python -c 'import sys; sys.exit(float(sys.argv[1]) <= float(sys.argv[2]))' "$best_val" "$MIN_TEACHER_VAL"; then
+    echo "$teacher_run: best validation $best_val is not above MIN_TEACHER_VAL=$MIN_TEACHER_VAL; no students"
+    exit 0
+  fi
 fi
 for v in w2u2_qat w2u2_md w4u4_md; do
   [[ $variants == *" $v "* ]] || continue
