@@ -12,11 +12,17 @@ dimension, so a new batch size does not recompile. First call: some seconds of C
 from __future__ import annotations
 
 import functools
+import warnings
 
 import torch
 
 from mdsnn_zoo.kernels import lif_reference
 from mdsnn_zoo.kernels.lif_reference import LIFParams
+
+# A quantized neuron on bfloat16 input stores its residuals as float16 (lif_reference), by design;
+# inductor's C++ backend warns of the mix at every compilation.
+warnings.filterwarnings("ignore", message="bf16 and fp16 are mixed in the scheduler node",
+                        category=UserWarning, module=r"torch\._inductor")
 
 
 @functools.cache
