@@ -106,15 +106,18 @@ def validation_curve(run_dir: str | Path) -> tuple[list[float], list[float]]:
 
 
 def _run_label(run: Path) -> tuple[str, str]:
-    """(family, variant) of a run folder from its ``config.json``: ('vgg9 width 0.5', 'W2U2 md')."""
+    """(family, variant) of a run folder from its ``config.json``: ('vgg9 width 0.5', 'W2U2 md'),
+    ('vgg9 width 0.5', 'fp relu twin, T=1'), ('vgg9 width 0.5', 'fp, soft labels')."""
     import json
 
     cfg = json.loads((run / "config.json").read_text())
     kwargs = " ".join(f"{k} {v}" for k, v in sorted(cfg.get("arch_kwargs", {}).items()))
     family = f"{cfg['arch']} {kwargs}".strip()
     bits = "" if cfg.get("w_bits") is None else f"W{cfg['w_bits']}U{cfg['u_bits']} "
+    twin = f" {cfg['activation']} twin, T={cfg['time_steps']}" if cfg.get("activation", "lif") != "lif" else ""
+    soft = ", soft labels" if cfg["method"] == "fp" and cfg.get("teacher") else ""
     seed = f" (seed {cfg['seed']})" if cfg.get("seed") else ""
-    return family, f"{bits}{cfg['method']}{seed}"
+    return family, f"{bits}{cfg['method']}{twin}{soft}{seed}"
 
 
 def plot_curves(runs: list[str | Path], path: str | Path, title: str | None = None) -> Path:

@@ -280,6 +280,25 @@ def test_validation_curves_of_runs(data_root, tmp_path):
         validation_curve(tmp_path / "empty")
 
 
+def test_curve_labels_tell_twin_teacher_and_students_apart(tmp_path):
+    import json
+
+    from mdsnn_zoo.plot import _run_label
+
+    base = {"arch": "vgg9", "arch_kwargs": {"width": 0.5}, "time_steps": 4, "activation": "lif", "teacher": None,
+            "w_bits": None, "u_bits": None, "seed": 0}
+    runs = {"twin": {"method": "fp", "activation": "relu", "time_steps": 1},
+            "kd": {"method": "fp", "teacher": "twin/best.safetensors"},
+            "md": {"method": "md", "w_bits": 2, "u_bits": 2, "teacher": "kd/best.safetensors", "seed": 1}}
+    labels = {}
+    for name, cfg in runs.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(json.dumps({**base, **cfg}))
+        labels[name] = _run_label(tmp_path / name)
+    assert labels == {"twin": ("vgg9 width 0.5", "fp relu twin, T=1"), "kd": ("vgg9 width 0.5", "fp, soft labels"),
+                      "md": ("vgg9 width 0.5", "W2U2 md (seed 1)")}
+
+
 def test_a_relu_twin_starts_the_spiking_network(data_root, tmp_path):
     """--activation relu trains the clipped-ReLU network of the same shape (one time step); its checkpoint
     initialises the SNN, which starts from exactly those weights."""
