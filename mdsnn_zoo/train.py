@@ -523,6 +523,8 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
                 bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{acc:.1f}", img_s=f"{rate:.0f}")
                 bar.update(1)
             if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+                if logger:
+                    logger.flush()  # a run stopped after this checkpoint resumes with its log complete
                 save(last_path)
             if step >= total_steps:
                 break
@@ -657,10 +659,13 @@ class _RunLog:
 
     def epoch(self, step: int, val: dict) -> None:
         self.epoch_writer.writerow([step, f"{val['top1']:.3f}", f"{val.get('spike_rate', 0):.4f}"])
-        self.epochs.flush()
-        self.steps.flush()
+        self.flush()
         if self.tb:
             self.tb.add_scalar("val/top1", val["top1"], step)
+
+    def flush(self) -> None:
+        self.epochs.flush()
+        self.steps.flush()
 
     def close(self) -> None:
         self.steps.close()

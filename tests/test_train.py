@@ -63,6 +63,20 @@ def test_resume_equals_an_uninterrupted_run(data_root, tmp_path):
     assert (tmp_path / "full" / "log.csv").read_text().count("\n") == full["step"] + 1
 
 
+def test_the_step_log_is_on_disk_at_each_checkpoint(data_root, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    rows_at_save = {}
+    save = ckpt.save_checkpoint
+
+    def counting_save(path, *args, step, **kw):  # what a run killed right after this checkpoint keeps
+        rows_at_save[step] = (out / "log.csv").read_text().count("\n") - 1
+        save(path, *args, step=step, **kw)
+
+    monkeypatch.setattr(ckpt, "save_checkpoint", counting_save)
+    train(_cfg(data_root, out, epochs=1, checkpoint_every=3), log=lambda *_: None)
+    assert {s: rows_at_save[s] for s in (3, 6, 9)} == {3: 3, 6: 6, 9: 9}
+
+
 def _carry_module():
     import importlib.util
 
