@@ -20,7 +20,8 @@
 # (default 0; another seed trains the students into RUN_s<SEED> folders and ships nothing: a repeat to
 # measure the spread, whose test top-1 export_zoo.py --repeat records in the shipped entries),
 # MIN_TEACHER_VAL (if set: when the teacher's best validation top-1 is not above it, say so and stop
-# before the students, exit 0, so a queue goes on to its next family), RUNS (default runs).
+# before the students, exit 0, so a queue goes on to its next family), MIN_TWIN_VAL (the same for the
+# twin, before the SNN teacher), RUNS (default runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 arch=$1 kwargs=$2 teacher_epochs=$3 student_epochs=$4
@@ -42,6 +43,15 @@ exports=()
 
 quoted() { python -c 'import shlex, sys; print(shlex.join(sys.argv[1:]))' "$@"; }
 
+above() {  # RUN_DIR MIN WHAT: true when the run's best validation top-1 is above MIN; else say what stops
+  local best
+  best=$(python -c 'import sys; from mdsnn_zoo.checkpoint import read_checkpoint
+print(read_checkpoint(sys.argv[1])[1]["info"]["best_val_top1"])' "$1/best.safetensors")
+  python -c 'import sys; sys.exit(float(sys.argv[1]) <= float(sys.argv[2]))' "$best" "$2" && return 0
+  echo "$(basename "$1"): best validation $best is not above $2; $3"
+  return 1
+}
+
 run() {  # VARIANT RUN_DIR COMMAND...: train (or resume) into RUN_DIR; queue its export as entry base_VARIANT
   local variant=$1 dir=$2; shift 2
   "$@" --out-dir "$dir"
@@ -55,6 +65,7 @@ if [[ -n ${TWIN_EPOCHS:-} ]]; then
   twin_cmd=(mdsnn-zoo train --dataset "$dataset" --time-steps 1 "${shared[@]}" --activation relu
             --epochs "$TWIN_EPOCHS" --lr 0.1 --out-dir "$twin_dir")
   "${twin_cmd[@]}"
+  [[ -z ${MIN_TWIN_VAL:-} ]] || above "$twin_dir" "$MIN_TWIN_VAL" "no SNN teacher (MIN_TWIN_VAL)" || exit 0
   prelude="$(quoted "${twin_cmd[@]}") && "
   teacher_cmd+=(--init "$twin_dir/best.safetensors" --lr "${TEACHER_LR:-0.02}" --warmup-epochs 0)
   [[ -z ${TWIN_KD:-} ]] || teacher_cmd+=(--teacher "$twin_dir/best.safetensors")
@@ -68,14 +79,7 @@ if [[ $variants == *" fp "* && $seed == 0 ]]; then
 else
   "${teacher_cmd[@]}" --out-dir "$runs/$teacher_run"
 fi
-if [[ -n ${MIN_TEACHER_VAL:-} ]]; then
-  best_val=$(python -c 'import sys; from mdsnn_zoo.checkpoint import read_checkpoint
-print(read_checkpoint(sys.argv[1])[1]["info"]["best_val_top1"])' "$teacher")
-  if ! python -c 'import sys; sys.exit(float(sys.argv[1]) <= float(sys.argv[2]))' "$best_val" "$MIN_TEACHER_VAL"; then
-    echo "$teacher_run: best validation $best_val is not above MIN_TEACHER_VAL=$MIN_TEACHER_VAL; no students"
-    exit 0
-  fi
-fi
+[[ -z ${MIN_TEACHER_VAL:-} ]] || above "$runs/$teacher_run" "$MIN_TEACHER_VAL" "no students (MIN_TEACHER_VAL)" || exit 0
 for v in w2u2_qat w2u2_md w4u4_md; do
   [[ $variants == *" $v "* ]] || continue
   case $v in
