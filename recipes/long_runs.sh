@@ -32,8 +32,8 @@ python recipes/carry.py restore
 mdsnn-zoo data make n-fashion-mnist --workers 2 --no-progress
 DATASET=n-fashion-mnist TAG=nfmnist TIME_STEPS=10 recipes/fmnist_zoo.sh vgg9 '{"width":0.25}' 20 10
 # Issue 11's ResNet family again, wider for its size (resnet20's twin stopped at 93.92 on validation):
-# ms_resnet18 at width 0.25 (0.70 M parameters, 29 M multiply-accumulates per image and step, about 0.9x
-# resnet20's training speed here). Its twin first; the SNN teacher only if the twin passes vgg9's (94.58).
+# ms_resnet18 at width 0.25 (0.70 M parameters). Its twin first; the SNN teacher only if the twin passes
+# about vgg9's (94.58).
 MIN_TWIN_VAL=94.5 TWIN_EPOCHS=40 TWIN_KD=1 TEACHER_LR=0.1 STUDENT_ARGS="--no-learn-step --surrogate-shift 0.25" \
   recipes/fmnist_zoo.sh ms_resnet18 '{"width":0.25}' 40 10
 echo "== $(date -Is) long runs done"
