@@ -100,6 +100,8 @@ class TrainConfig:
     mem_weight: float = _opt(1.0, "md: weight of the membrane MSE to the teacher")
     fused_mse: bool = _opt(True, "md: the membrane MSE inside the student's LIF kernels (no membrane round trip)")
     amp: bool | None = _opt(None, "bfloat16 autocast; unset: where the hardware runs bfloat16 natively")
+    val_amp: bool | None = _opt(None, "validate (choose the best checkpoint) under bfloat16 autocast; unset: as "
+                                "training runs; --no-val-amp: float32, the arithmetic mdsnn-zoo eval publishes")
     channels_last: bool = _opt(True, "convolutions, pooling and neurons on channels_last activations")
     seed: int = _opt(0, "seed of the initialisation, data order and augmentation")
     out_dir: str = _opt("runs/run", "run folder: checkpoints, config.json, log.csv, epochs.csv, tb/")
@@ -444,9 +446,12 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
     model, teacher = build_student_and_teacher(cfg)
     _configure_student(model, cfg)
     amp, precision = resolve_amp(cfg.amp, device)
-    cfg = dataclasses.replace(cfg, amp=amp)  # the stored config records what ran
+    val_amp = amp if cfg.val_amp is None else cfg.val_amp
+    cfg = dataclasses.replace(cfg, amp=amp, val_amp=val_amp)  # the stored config records what ran
     if ddp.main:
         log(f"precision: {precision}")
+        if val_amp != amp:
+            log(f"validation: {'bfloat16 autocast' if val_amp else 'float32'}")
     to_layout(model.to(device), cfg.channels_last)
     if teacher is not None:
         to_layout(teacher.to(device), cfg.channels_last)
@@ -477,6 +482,11 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
         torch.set_rng_state(extra["torch_rng"])
         if ddp.main:
             log(f"resumed from {last_path} at step {step}")
+            saved = info.get("config", {})
+            if saved.get("val_amp", saved.get("amp", val_amp)) != val_amp:
+                log(f"note: the best validation so far ({best:.2f}) was measured "
+                    f"{'in float32' if val_amp else 'under bfloat16 autocast'}; from here on it is measured "
+                    f"{'under bfloat16 autocast' if val_amp else 'in float32'} (--val-amp / --no-val-amp)")
 
     net = nn.parallel.DistributedDataParallel(model) if ddp.world > 1 else model
     loss_fn = MDLoss(kd_weight=cfg.kd_weight, temperature=cfg.temperature, label_smoothing=cfg.label_smoothing,
@@ -531,7 +541,7 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
         if bar is not None:
             bar.close()
         if step % steps_per_epoch == 0 or step >= total_steps:
-            val = evaluate(model, val_batches.epoch(0), device, amp) if len(val_idx) else {"top1": 0.0}
+            val = evaluate(model, val_batches.epoch(0), device, val_amp) if len(val_idx) else {"top1": 0.0}
             if ddp.main:
                 log(f"epoch {step / steps_per_epoch:.2f}: val top-1 {val['top1']:.2f}%")
                 if logger:

@@ -278,6 +278,32 @@ def test_amp_flag_is_unset_unless_given():
     assert parser.parse_args(["--amp"]).amp is True and parser.parse_args(["--no-amp"]).amp is False
 
 
+@pytest.mark.parametrize("val_amp", [None, False, True])
+def test_validation_runs_in_the_arithmetic_asked_for(data_root, tmp_path, monkeypatch, val_amp):
+    import mdsnn_zoo.train as trainer
+
+    seen = []
+
+    def recording(model, batches, device, amp=False, teacher=None):
+        seen.append(amp)
+        return real(model, batches, device, amp, teacher)
+
+    real = trainer.evaluate
+    monkeypatch.setattr(trainer, "evaluate", recording)
+    lines = []
+    train(_cfg(data_root, tmp_path / "run", amp=True, val_amp=val_amp, epochs=1), log=lines.append)
+    expected = True if val_amp is None else val_amp  # unset: as training runs
+    assert seen == [expected]
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["val_amp"] is expected
+    assert any(line == "validation: float32" for line in lines) is (expected is False)
+    # resumed under the other arithmetic, the run says that its best so far was measured differently
+    lines.clear()
+    train(_cfg(data_root, tmp_path / "run", amp=True, val_amp=not expected, epochs=2, resume=True),
+          log=lines.append)
+    assert seen[1:] == [not expected]
+    assert sum("best validation so far" in line for line in lines) == 1
+
+
 def test_validation_curves_of_runs(data_root, tmp_path):
     from mdsnn_zoo.cli import main
     from mdsnn_zoo.plot import validation_curve
