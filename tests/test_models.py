@@ -52,6 +52,33 @@ def test_shared_stem_and_channels_last_change_nothing(arch, channels_last, w_bit
         torch.testing.assert_close(fast.eval()(x), plain.eval()(x), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("arch", ["resnet19", "resnet20", "ms_resnet18"])
+def test_a_resnet_stem_of_stride_two_halves_every_feature_map(arch):
+    from spikingjelly.activation_based import layer
+
+    from mdsnn_zoo.errors import InvalidValueError
+
+    def sizes(**kw):
+        net = build_model(arch, num_classes=3, in_channels=1, time_steps=2, input_size=16, width=0.125,
+                          backend="torch", **kw).eval()
+        seen = []
+        hooks = [m.register_forward_hook(lambda m, i, o: seen.append(o.shape[-1]))
+                 for m in net.modules() if isinstance(m, layer.Conv2d)]
+        functional.reset_net(net)
+        with torch.no_grad():
+            assert net(torch.rand(4, 1, 16, 16)).shape == (4, 3)
+        for h in hooks:
+            h.remove()
+        return seen
+
+    full, halved = sizes(), sizes(stem_stride=2)
+    assert sizes(stem_stride=1) == full and full[0] == 16  # unset below 64 pixels: stride 1
+    assert halved == [-(-n // 2) for n in full]
+    for bad in (3, 0, True):
+        with pytest.raises(InvalidValueError, match="stem_stride must be 1 or 2"):
+            build_model(arch, input_size=16, stem_stride=bad)
+
+
 def test_five_dimensional_input_is_read_by_its_time_axis_and_ambiguity_is_refused():
     torch.manual_seed(1)
     net = build_model("small_cnn", num_classes=3, in_channels=2, time_steps=3, input_size=8, width=4,

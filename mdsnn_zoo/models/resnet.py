@@ -13,7 +13,8 @@ down-sampling shortcut is a 1x1 conv + BN of the block's first spikes, so every 
 spikes. A last LIF turns the stream into spikes before pooling.
 
 Every conv-BN pair sits in an ``nn.Sequential`` so that ``quantize_model`` folds it. ``width``
-scales channel counts; inputs of 64 pixels or more get a stride-2 stem.
+scales channel counts; ``stem_stride`` is the stem's stride (unset: 2 for inputs of 64 pixels or more,
+else 1), so that a wider network can spend on channels what it saves on the first stage's resolution.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch
 from spikingjelly.activation_based import layer
 from torch import nn
 
+from mdsnn_zoo.errors import InvalidValueError
 from mdsnn_zoo.models.base import SpikingNet
 from mdsnn_zoo.neuron import QuantLIFNode
 
@@ -77,17 +79,22 @@ def _c(channels: int, width: float) -> int:
     return max(8, round(channels * width))
 
 
-def _stem(in_channels: int, cout: int, input_size: int) -> nn.Sequential:
-    return conv_bn(in_channels, cout, 3, 2 if input_size >= 64 else 1)
+def _stem(in_channels: int, cout: int, input_size: int, stride: int | None) -> nn.Sequential:
+    if stride is None:
+        stride = 2 if input_size >= 64 else 1
+    if isinstance(stride, bool) or stride not in (1, 2):
+        raise InvalidValueError(f"stem_stride must be 1 or 2 (or unset: 2 for inputs of 64 pixels or more); "
+                                f"got {stride!r}")
+    return conv_bn(in_channels, cout, 3, stride)
 
 
 def resnet19(num_classes: int = 10, in_channels: int = 3, time_steps: int = 4, width: float = 1.0,
-             input_size: int = 32, hidden: int = 256, **lif) -> SpikingNet:
+             input_size: int = 32, hidden: int = 256, stem_stride: int | None = None, **lif) -> SpikingNet:
     """``[N, in_channels, input_size, input_size]`` -> ``[N, num_classes]``."""
     c = [_c(k, width) for k in (128, 256, 512)]
     body, cout = _stages(BasicBlock, c[0], [(c[0], 3, 1), (c[1], 3, 2), (c[2], 2, 2)], lif)
     h = _c(hidden, width)
-    features = nn.Sequential(_stem(in_channels, c[0], input_size), QuantLIFNode(**lif), body,
+    features = nn.Sequential(_stem(in_channels, c[0], input_size, stem_stride), QuantLIFNode(**lif), body,
                              layer.AdaptiveAvgPool2d(1), layer.Flatten(),
                              nn.Sequential(layer.Linear(cout, h, bias=False), layer.BatchNorm1d(h)),
                              QuantLIFNode(**lif))
@@ -95,22 +102,22 @@ def resnet19(num_classes: int = 10, in_channels: int = 3, time_steps: int = 4, w
 
 
 def resnet20(num_classes: int = 10, in_channels: int = 3, time_steps: int = 4, width: float = 1.0,
-             input_size: int = 32, **lif) -> SpikingNet:
+             input_size: int = 32, stem_stride: int | None = None, **lif) -> SpikingNet:
     """``[N, in_channels, input_size, input_size]`` -> ``[N, num_classes]``; 19 conv + 1 linear layers."""
     c = [_c(k, width) for k in (16, 32, 64)]
     body, cout = _stages(BasicBlock, c[0], [(c[0], 3, 1), (c[1], 3, 2), (c[2], 3, 2)], lif)
-    features = nn.Sequential(_stem(in_channels, c[0], input_size), QuantLIFNode(**lif), body,
+    features = nn.Sequential(_stem(in_channels, c[0], input_size, stem_stride), QuantLIFNode(**lif), body,
                              layer.AdaptiveAvgPool2d(1), layer.Flatten())
     return SpikingNet(features, nn.Sequential(layer.Linear(cout, num_classes)), time_steps)
 
 
 def ms_resnet18(num_classes: int = 10, in_channels: int = 3, time_steps: int = 4, width: float = 1.0,
-                input_size: int = 32, **lif) -> SpikingNet:
+                input_size: int = 32, stem_stride: int | None = None, **lif) -> SpikingNet:
     """``[N, in_channels, input_size, input_size]`` -> ``[N, num_classes]``; 17 conv + 1 linear layers
     (and three 1x1 shortcut convolutions)."""
     c = [_c(k, width) for k in (64, 128, 256, 512)]
     body, cout = _stages(MembraneShortcutBlock, c[0], [(c[0], 2, 1), (c[1], 2, 2), (c[2], 2, 2), (c[3], 2, 2)],
                          lif)
-    features = nn.Sequential(_stem(in_channels, c[0], input_size), body, QuantLIFNode(**lif),
+    features = nn.Sequential(_stem(in_channels, c[0], input_size, stem_stride), body, QuantLIFNode(**lif),
                              layer.AdaptiveAvgPool2d(1), layer.Flatten())
     return SpikingNet(features, nn.Sequential(layer.Linear(cout, num_classes)), time_steps)
