@@ -29,14 +29,8 @@ python recipes/carry.py restore
 # Issue 11's open gain: the W2U2 MD student with three times the membrane weight (seed 0) reached 94.02 on
 # validation, below the shipped student's 94.10, and is not shipped: recipes/RESULTS.md, session 12.
 # Issue 13's event family (vgg9 width 0.25 at T=10, `DATASET=n-fashion-mnist TAG=nfmnist TIME_STEPS=10
-# recipes/fmnist_zoo.sh vgg9 '{"width":0.25}' 20 10`) is trained and exported: recipes/RESULTS.md, sessions 11-13;
-# only its teacher is carried. Its W4U4 MD student's best validation was its last epoch, so it trains again
-# for 20 epochs, into its own folder, on the recordings (a no-op once made); the entry is replaced
-# (recipes/export_zoo.py, by hand) only if this run's best validation is above the shipped one's 91.30.
-mdsnn-zoo data make n-fashion-mnist --workers 2 --no-progress
-mdsnn-zoo distill --teacher runs/vgg9.nfmnist_t10_fp/best.safetensors --w-bits 4 --u-bits 4 \
-  --dataset n-fashion-mnist --time-steps 10 --arch vgg9 --arch-kwargs '{"width":0.25}' --checkpoint-every 200 \
-  --resume --no-progress --epochs 20 --lr 0.02 --warmup-epochs 0 --seed 0 --out-dir runs/vgg9.nfmnist_t10_w4u4_md_e20
+# recipes/fmnist_zoo.sh vgg9 '{"width":0.25}' 20 10`, then its W4U4 MD student again for 20 epochs, the command in
+# that entry's recipe) is trained and exported: recipes/RESULTS.md, sessions 11-14.
 # Issue 11's ResNet family again, wider for its size: ms_resnet18 at width 0.25 (0.70 M parameters), `MIN_TWIN_VAL=94.5
 # TWIN_EPOCHS=40 TWIN_KD=1 TEACHER_LR=0.1 STUDENT_ARGS="--no-learn-step --surrogate-shift 0.25" recipes/fmnist_zoo.sh
 # ms_resnet18 '{"width":0.25}' 40 10`. Its twin stopped at 94.04 on validation, below the gate, so no SNN
