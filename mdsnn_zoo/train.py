@@ -430,6 +430,10 @@ def _init_distributed(device_hint: str) -> _Dist:
     return _Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
 
 
+def _arithmetic(amp: bool) -> str:
+    return "bfloat16 autocast" if amp else "float32"
+
+
 def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
     """Run (or resume) a training; returns the final metrics. Rank 0 writes checkpoints and logs."""
     ddp = _init_distributed(cfg.device)
@@ -451,7 +455,7 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
     if ddp.main:
         log(f"precision: {precision}")
         if val_amp != amp:
-            log(f"validation: {'bfloat16 autocast' if val_amp else 'float32'}")
+            log(f"validation: {_arithmetic(val_amp)}")
     to_layout(model.to(device), cfg.channels_last)
     if teacher is not None:
         to_layout(teacher.to(device), cfg.channels_last)
@@ -484,9 +488,8 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
             log(f"resumed from {last_path} at step {step}")
             saved = info.get("config", {})
             if saved.get("val_amp", saved.get("amp", val_amp)) != val_amp:
-                log(f"note: the best validation so far ({best:.2f}) was measured "
-                    f"{'in float32' if val_amp else 'under bfloat16 autocast'}; from here on it is measured "
-                    f"{'under bfloat16 autocast' if val_amp else 'in float32'} (--val-amp / --no-val-amp)")
+                log(f"note: the best validation so far ({best:.2f}) was measured in {_arithmetic(not val_amp)}; "
+                    f"from here on it is measured in {_arithmetic(val_amp)} (--val-amp / --no-val-amp)")
 
     net = nn.parallel.DistributedDataParallel(model) if ddp.world > 1 else model
     loss_fn = MDLoss(kd_weight=cfg.kd_weight, temperature=cfg.temperature, label_smoothing=cfg.label_smoothing,

@@ -36,10 +36,10 @@ python recipes/carry.py restore
 # ms_resnet18 '{"width":0.25}' 40 10`. Its twin stopped at 94.04 on validation, below the gate, so no SNN
 # teacher: recipes/RESULTS.md, session 13.
 # Issue 11's ResNet family, third try: ms_resnet18 at width 0.5 with a stride-2 stem (`stem_stride` 2: 2.80 M
-# parameters at about width 0.25's multiply-accumulates). Its twin stopped at 93.56 on validation, below width 0.25's
+# parameters, its first stage at 14x14). Its twin stopped at 93.56 on validation, below width 0.25's
 # 94.04 at full resolution and below the gate: recipes/RESULTS.md, session 14.
-# Issue 11's ResNet family, fourth try: ms_resnet18 at width 0.5 at full resolution (2.80 M parameters, 114 M
-# multiply-accumulates a time step, 3.1 times vgg9 width 0.5's), twin first, the SNN teacher only if the twin's
+# Issue 11's ResNet family, fourth try: ms_resnet18 at width 0.5 at full resolution (2.80 M parameters),
+# twin first, the SNN teacher only if the twin's
 # best validation is above 94.5. The teacher and the students choose their best checkpoints in float32, the
 # arithmetic their published top-1 is measured in.
 MIN_TWIN_VAL=94.5 TWIN_EPOCHS=40 TWIN_KD=1 TEACHER_LR=0.1 TEACHER_ARGS="--no-val-amp" \
