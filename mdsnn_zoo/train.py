@@ -35,8 +35,8 @@ from mdsnn_zoo import checkpoint as ckpt
 from mdsnn_zoo.bench.common import describe_machine
 from mdsnn_zoo.data import dataset_info, get_dataset, shape_from_files
 from mdsnn_zoo.data.batching import Batches, augment_batch, split_indices
-from mdsnn_zoo.distill import MDLoss, MembraneRecorder, MembraneTargets
-from mdsnn_zoo.errors import DatasetNotFoundError, InvalidValueError
+from mdsnn_zoo.distill import MDLoss, MembraneRecorder, MembraneTargets, lif_layers
+from mdsnn_zoo.errors import DatasetNotFoundError, InvalidValueError, UnknownNameError
 from mdsnn_zoo.models import build_model, relu_twin
 from mdsnn_zoo.neuron import QuantLIFNode
 from mdsnn_zoo.precision import autocast, resolve_amp
@@ -98,6 +98,8 @@ class TrainConfig:
     kd_weight: float = _opt(0.5, "weight of KD, the KL divergence to the teacher's softened logits")
     temperature: float = _opt(2.0, "KD temperature")
     mem_weight: float = _opt(1.0, "md: weight of the membrane MSE to the teacher")
+    mem_layers: str | None = _opt(None, "md: the LIF layers whose membranes are distilled, comma-separated module "
+                                  "names (e.g. features.16,features.19); none: every LIF layer")
     fused_mse: bool = _opt(True, "md: the membrane MSE inside the student's LIF kernels (no membrane round trip)")
     amp: bool | None = _opt(None, "bfloat16 autocast; unset: where the hardware runs bfloat16 natively")
     val_amp: bool | None = _opt(None, "validate (choose the best checkpoint) under bfloat16 autocast; unset: as "
@@ -380,7 +382,8 @@ def train_step(net: nn.Module, model: nn.Module, teacher: nn.Module | None, opti
         if teacher is not None:
             functional.reset_net(teacher)
             membranes = bool(loss_fn.mem_weight)  # without: KD on the logits alone (a ReLU twin has no membranes)
-            with MembraneRecorder(teacher) if membranes else contextlib.nullcontext() as t_rec, torch.no_grad():
+            recorder = MembraneRecorder(teacher, loss_fn.layers) if membranes else contextlib.nullcontext()
+            with recorder as t_rec, torch.no_grad():
                 t_logits = teacher(x)
             if not membranes:
                 logits = net(x)
@@ -390,7 +393,7 @@ def train_step(net: nn.Module, model: nn.Module, teacher: nn.Module | None, opti
                     logits = net(x)
                 loss, parts = loss_fn(logits, y, t_logits, membrane_loss=targets.loss())
             else:
-                with MembraneRecorder(model) as s_rec:
+                with MembraneRecorder(model, loss_fn.layers) as s_rec:
                     logits = net(x)
                 loss, parts = loss_fn(logits, y, t_logits, s_rec.membranes, t_rec.membranes, clip=s_rec.ranges)
         else:
@@ -449,6 +452,7 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
 
     model, teacher = build_student_and_teacher(cfg)
     _configure_student(model, cfg)
+    mem_layers = _distilled_layers(cfg, model)
     amp, precision = resolve_amp(cfg.amp, device)
     val_amp = amp if cfg.val_amp is None else cfg.val_amp
     cfg = dataclasses.replace(cfg, amp=amp, val_amp=val_amp)  # the stored config records what ran
@@ -493,7 +497,8 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
 
     net = nn.parallel.DistributedDataParallel(model) if ddp.world > 1 else model
     loss_fn = MDLoss(kd_weight=cfg.kd_weight, temperature=cfg.temperature, label_smoothing=cfg.label_smoothing,
-                     mem_weight=cfg.mem_weight if teacher is not None and cfg.method == "md" else 0.0)
+                     mem_weight=cfg.mem_weight if teacher is not None and cfg.method == "md" else 0.0,
+                     layers=mem_layers)
     logger = _RunLog(out, cfg) if ddp.main else None
 
     def save(path: Path, **metrics) -> None:
@@ -600,6 +605,22 @@ def finetune(model: str, train_set: Dataset, val_set: Dataset | None = None, *, 
 
 _NETWORK_FIELDS = ("arch", "arch_kwargs", "time_steps", "w_bits", "activation")
 _QUANT_FIELDS = ("u_bits", "first_last_bits", "pot", "bias_frac_bits")  # compared for students only
+
+
+def _distilled_layers(cfg: TrainConfig, model: nn.Module) -> list[str] | None:
+    """The LIF layers of ``model`` that ``cfg.mem_layers`` names, checked; None: every one."""
+    if cfg.mem_layers is None:
+        return None
+    if cfg.method != "md":
+        raise InvalidValueError("--mem-layers chooses the layers of the membrane term, which only distillation has: "
+                                "use mdsnn-zoo distill, or finetune with a teacher")
+    names = [n.strip() for n in cfg.mem_layers.split(",") if n.strip()]
+    known = lif_layers(model)
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        problem = f"{unknown[0]!r} is not a LIF layer of {cfg.arch}" if unknown else "no layer named"
+        raise UnknownNameError(f"--mem-layers: {problem}; its LIF layers are {','.join(known)}")
+    return [n for n in known if n in names]  # in the network's order, each once
 
 
 def _configure_student(model: nn.Module, cfg: TrainConfig) -> None:

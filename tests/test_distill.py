@@ -208,3 +208,38 @@ def test_mdloss_takes_label_smoothing():
     assert not torch.equal(parts["ce"], MDLoss()(logits, y, teacher)[1]["ce"])
     with pytest.raises(ValueError, match="label_smoothing must be in"):
         MDLoss(label_smoothing=1.0)
+
+
+class _Logits(nn.Module):
+    """``_net`` averaged over time: [T, N, 6] -> [N, 3], what a training step expects of a model."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).mean(0)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_a_training_step_distils_only_the_layers_asked_for(fused):
+    from mdsnn_zoo.train import train_step
+
+    torch.manual_seed(4)
+    teacher = _Logits(_net())
+    x, y = torch.rand(4, 8, 6) * 3, torch.randint(0, 3, (8,))
+    with MembraneRecorder(teacher) as t_rec, torch.no_grad():
+        teacher(x)
+    mems = {}
+    for layers in (None, ["net.3"]):
+        student = quantize_model(teacher, w_bits=4, u_bits=3, first_last_bits=None)
+        functional.reset_net(student)  # the copy holds the teacher's last state
+        with MembraneRecorder(student) as s_rec, torch.no_grad():
+            student(x)
+        expected = membrane_mse(s_rec.membranes, t_rec.membranes, layers, backend="torch", clip=s_rec.ranges)
+        optimizer = torch.optim.SGD(student.parameters(), lr=0.0)
+        _, _, parts = train_step(student, student, teacher, optimizer, x, y, MDLoss(layers=layers), amp=False,
+                                 fused_mse=fused)
+        torch.testing.assert_close(parts["mem"], expected, rtol=1e-5, atol=1e-7)
+        mems[layers is None] = parts["mem"]
+    assert mems[True] != mems[False]  # the first layer's term is left out

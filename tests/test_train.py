@@ -434,3 +434,26 @@ def test_training_on_event_recordings_resumes_exactly(ncaltech_root, tmp_path):
     train(cfg(tmp_path / "cut", resume=True), log=lambda *_: None)
     a, b = _weights(tmp_path / "full" / "last.safetensors"), _weights(tmp_path / "cut" / "last.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_mem_layers_choose_the_distilled_layers_and_are_checked(data_root, tmp_path):
+    start = tmp_path / "fp"
+    train(_cfg(data_root, start, max_steps=1), log=lambda *_: None)
+    teacher = str(start / "last.safetensors")
+    mem = {}
+    for layers in (None, "features.5"):
+        out = tmp_path / f"md_{layers}"
+        train(_cfg(data_root, out, method="md", teacher=teacher, w_bits=2, u_bits=2, max_steps=1, mem_layers=layers),
+              log=lambda *_: None)
+        rows = (out / "log.csv").read_text().splitlines()
+        mem[layers] = float(rows[-1].split(",")[rows[0].split(",").index("mem")])
+        assert json.loads((out / "config.json").read_text())["mem_layers"] == layers
+    assert mem[None] > 0 and mem["features.5"] > 0 and mem[None] != mem["features.5"]
+    with pytest.raises(KeyError, match="'features.3' is not a LIF layer of small_cnn; its LIF layers are "
+                                       "features.2,features.5,features.9,features.12"):
+        train(_cfg(data_root, tmp_path / "bad", method="md", teacher=teacher, w_bits=2, u_bits=2, max_steps=1,
+                   mem_layers="features.2,features.3"), log=lambda *_: None)
+    with pytest.raises(ValueError, match="only distillation has"):
+        train(_cfg(data_root, tmp_path / "bad", method="qat", init=teacher, w_bits=2, u_bits=2, max_steps=1,
+                   mem_layers="features.2"), log=lambda *_: None)
+    assert not (tmp_path / "bad").exists()  # refused before anything was written
