@@ -52,4 +52,10 @@ mdsnn-zoo distill --teacher runs/vgg9.fmnist_t4_fp_twin_kd/best.safetensors --w-
   --dataset fashion-mnist --time-steps 4 --arch vgg9 --arch-kwargs '{"width":0.5}' --checkpoint-every 200 --resume \
   --no-progress --epochs 10 --lr 0.02 --warmup-epochs 0 --seed 0 \
   --mem-layers features.16,features.19,features.22,features.27 --out-dir runs/vgg9.fmnist_t4_w2u2_md_late
+# Issue 11's vgg9 gain, an ablation (not shipped): the same W2U2 student with the soft labels and without the
+# membrane term (--mem-weight 0), seed 0, the shipped schedule: how much of MD's lead over naive QAT on images is
+# the membrane term's and how much the soft labels'.
+mdsnn-zoo distill --teacher runs/vgg9.fmnist_t4_fp_twin_kd/best.safetensors --w-bits 2 --u-bits 2 \
+  --dataset fashion-mnist --time-steps 4 --arch vgg9 --arch-kwargs '{"width":0.5}' --checkpoint-every 200 --resume \
+  --no-progress --epochs 10 --lr 0.02 --warmup-epochs 0 --seed 0 --mem-weight 0 --out-dir runs/vgg9.fmnist_t4_w2u2_kd
 echo "== $(date -Is) long runs done"
