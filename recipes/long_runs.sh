@@ -46,11 +46,8 @@ python recipes/carry.py restore
 # (`--mem-layers features.16,features.19,features.22,features.27`, into runs/vgg9.fmnist_t4_w2u2_md_late) reached
 # 93.54 on validation, below the shipped student's 94.10, and is not shipped: recipes/RESULTS.md, session 15.
 # Issue 11's vgg9 gain, an ablation (not shipped): the same W2U2 student with the soft labels and without the
-# membrane term (--mem-weight 0), seed 0, the shipped schedule. It reached 93.78 on validation and 93.02 on test,
+# membrane term (`--mem-weight 0`, into runs/vgg9.fmnist_t4_w2u2_kd) reached 93.78 on validation and 93.02 on test,
 # between naive QAT (92.63) and MD (93.28): recipes/RESULTS.md, session 16.
-mdsnn-zoo distill --teacher runs/vgg9.fmnist_t4_fp_twin_kd/best.safetensors --w-bits 2 --u-bits 2 \
-  --dataset fashion-mnist --time-steps 4 --arch vgg9 --arch-kwargs '{"width":0.5}' --checkpoint-every 200 --resume \
-  --no-progress --epochs 10 --lr 0.02 --warmup-epochs 0 --seed 0 --mem-weight 0 --out-dir runs/vgg9.fmnist_t4_w2u2_kd
 # Issue 11's ResNet family, fifth try: ms_resnet18 at width 0.25 (0.70 M parameters, full resolution) with a longer
 # twin schedule. Every ResNet twin so far ran a 40-epoch cosine, fit its augmented training batches at only 92-96%,
 # and had its best validation in its last five epochs (this one's: 94.04, session 13); this one runs 100, behind
