@@ -51,8 +51,9 @@ python recipes/carry.py restore
 # Issue 11's ResNet family, fifth try: ms_resnet18 at width 0.25 (0.70 M parameters, full resolution) with a longer
 # twin schedule. Every ResNet twin so far ran a 40-epoch cosine, fit its augmented training batches at only 92-96%,
 # and had its best validation in its last five epochs (this one's: 94.04, session 13); this one runs 100, behind
-# the same gate, and the SNN teacher and students follow as before if it passes. Its twin trains at ~860 images/s
-# on this session's CPU alone (`img_s` in its log.csv), width 0.5's at 332: 100 epochs take ~2.2 hours.
+# the same gate, and the SNN teacher and students follow as before if it passes. Its twin (~860 images/s alone,
+# `img_s` in its log.csv) finished at 94.50 on validation, not above the gate, so no SNN teacher:
+# recipes/RESULTS.md, session 16.
 MIN_TWIN_VAL=94.5 TWIN_EPOCHS=100 TWIN_KD=1 TEACHER_LR=0.1 TEACHER_ARGS="--no-val-amp" \
   STUDENT_ARGS="--no-learn-step --surrogate-shift 0.25 --no-val-amp" recipes/fmnist_zoo.sh ms_resnet18 '{"width":0.25}' 40 10
 echo "== $(date -Is) long runs done"
