@@ -59,4 +59,10 @@ python recipes/carry.py restore
 # validation (session 17); its students follow.
 MIN_TWIN_VAL=94.4 TWIN_EPOCHS=100 TWIN_KD=1 TEACHER_LR=0.1 TEACHER_ARGS="--no-val-amp" \
   STUDENT_ARGS="--no-learn-step --surrogate-shift 0.25 --no-val-amp" recipes/fmnist_zoo.sh ms_resnet18 '{"width":0.25}' 40 10
+# Issue 11's tiny entry, small_cnn (0.10 M parameters), retrained on the same scheme as the two families: its ReLU
+# twin (40 epochs at T=1), the SNN teacher from the twin with its soft labels (40 epochs at T=4), students 10 epochs
+# each. Its shipped entries had a 5-epoch teacher (90.51 test) and 3-epoch students; issue 11 asks for a teacher
+# >= 92.0 if the cores have time. No gate: the retrained entries replace the shipped ones.
+TWIN_EPOCHS=40 TWIN_KD=1 TEACHER_LR=0.1 TEACHER_ARGS="--no-val-amp" STUDENT_ARGS="--no-val-amp" \
+  recipes/fmnist_zoo.sh small_cnn '{}' 40 10
 echo "== $(date -Is) long runs done"
