@@ -31,6 +31,6 @@ timeout 300 python3 -m mdsnn_zoo bench lif --device cuda --budget 0.2 --out "$ou
 echo "== membrane MSE and training throughput"
 timeout 90 python3 -m mdsnn_zoo bench mse --device cuda --budget 0.2 --out "$out/mse_${card}.md" | tail -20
 timeout 150 python3 -m mdsnn_zoo bench train --device cuda --batch-size 128 --budget 2 \
-  --models small_cnn.fmnist_t4_fp,vgg9.fmnist_t4_fp,resnet20.fmnist_t4_fp,vgg16.cifar10_t4_fp,resnet19.cifar10_t4_fp,ms_resnet18.cifar10_t4_fp \
+  --models small_cnn.fmnist_t4_fp,vgg9.fmnist_t4_fp,ms_resnet18.fmnist_t4_fp,vgg16.cifar10_t4_fp,resnet19.cifar10_t4_fp,ms_resnet18.cifar10_t4_fp \
   --out "$out/train_${card}.md" | tail -12
 echo "== done $(date -u +%FT%TZ)"

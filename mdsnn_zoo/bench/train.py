@@ -26,7 +26,7 @@ from mdsnn_zoo.quant import quantize_model
 from mdsnn_zoo.train import to_layout, train_step
 from mdsnn_zoo.zoo.registry import ENTRIES, build_entry_model
 
-DEFAULT = ["small_cnn.fmnist_t4_fp", "vgg9.fmnist_t4_fp", "resnet20.fmnist_t4_fp"]
+DEFAULT = ["small_cnn.fmnist_t4_fp", "vgg9.fmnist_t4_fp", "ms_resnet18.fmnist_t4_fp"]
 LAYOUTS = {"before": (False, False), "now": (True, True)}  # name: (channels_last, share_stem)
 
 

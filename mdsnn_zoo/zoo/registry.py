@@ -37,7 +37,6 @@ DATASET_TAGS = {"fmnist": "fashion-mnist", "cifar10": "cifar10", "cifar100": "ci
 _FAMILIES: list[tuple[str, str, int, dict, int, int]] = [
     ("small_cnn", "fmnist", 4, {}, 5, 3),
     ("vgg9", "fmnist", 4, {"width": 0.5}, 8, 2),
-    ("resnet20", "fmnist", 4, {}, 12, 2),
     ("ms_resnet18", "fmnist", 4, {"width": 0.25}, 40, 10),
     ("vgg9", "nfmnist", 10, {"width": 0.25}, 20, 10),
     *[(a, d, 4, {}, 200, 60) for d in ("cifar10", "cifar100")
