@@ -1,8 +1,11 @@
 """Per-layer look at trained students against their teacher (how recipes/RESULTS.md found the bias-grid
 and weight-scale problems): membrane MSE, step Δ and spike rates per LIF layer on 256 training images;
-biases near a rounding boundary; non-positive weight scales. ``floor`` is the membrane MSE that the
-student's grid alone forces: the teacher's (clipped) membrane against its own nearest level on the
-student's grid, the distance a student that matched the teacher perfectly would still show.
+biases near a rounding boundary; non-positive weight scales. ``mse`` is to the teacher's membrane clipped
+to the student's grid (what distillation minimises); ``in grid`` is the share of the teacher's membrane
+values inside that grid's range (the rest adds to the unclipped distance whatever the student does).
+``floor`` is the membrane MSE that the student's grid alone forces: the teacher's (clipped) membrane
+against its own nearest level on the student's grid, the distance a student that matched the teacher
+perfectly would still show.
 
     python recipes/diagnostics/student_layers.py TEACHER.safetensors STUDENT.safetensors [...]
 """
@@ -37,12 +40,15 @@ def main(teacher_path: str, *students: str) -> None:
         print(path)
         for name, h in s_mem.items():
             node = nodes[name]
-            t = t_mem[name].clamp(*node.grid_range())
+            low, high = node.grid_range()
+            t = t_mem[name].clamp(low, high)
+            in_grid = ((t_mem[name] >= low) & (t_mem[name] <= high)).float().mean()
             delta = node.step_in_use().detach()
             levels = ((t - node.v_threshold) / delta).round().clamp(1 - 2**node.u_bits, 0)
             floor = ((node.v_threshold + levels * delta - t) ** 2).mean()
-            print(f"  {name:24s} mse {((h - t) ** 2).mean():6.3f}  floor {floor:6.3f}  delta {delta.item():6.3f}  "
-                  f"rate {(h >= 1).float().mean():6.3f} (teacher {(t_mem[name] >= 1).float().mean():6.3f})")
+            print(f"  {name:24s} mse {((h - t) ** 2).mean():6.3f}  floor {floor:6.3f}  in grid {in_grid:5.2f}  "
+                  f"delta {delta.item():6.3f}  rate {(h >= 1).float().mean():6.3f} "
+                  f"(teacher {(t_mem[name] >= 1).float().mean():6.3f})")
         for name, layer in quantized_layers(model):
             dead = int((layer.weight_quant.scale <= 0).sum())
             d = layer._bias_unit()
