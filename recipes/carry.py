@@ -41,6 +41,13 @@ def step_of(run: Path) -> int:
     return int(_info(run).get("step", -1))
 
 
+def up_to_date(run: Path, copy: Path) -> bool:
+    """Whether ``copy`` holds ``run`` as it is: the same step, and the same export marker (written when
+    the run's best checkpoint is published, which may come after its last step)."""
+    marker = [(p / "exported").read_bytes() if (p / "exported").exists() else b"" for p in (run, copy)]
+    return step_of(copy) == step_of(run) and marker[0] == marker[1]
+
+
 def finished(run: Path) -> bool:
     """Whether the run's last checkpoint is at the end of its learning-rate schedule (a run stopped
     early by ``--max-steps`` is not: it may be resumed further)."""
@@ -76,7 +83,7 @@ def save(names: list[str]) -> None:
     for run in runs:
         if step_of(run) < 0:
             sys.exit(f"carry: {run} has no last.safetensors; name a run folder of {store()}")
-        if step_of(CARRY / run.name) == step_of(run):
+        if up_to_date(run, CARRY / run.name):
             continue
         copy_run(run, CARRY / run.name, slim=True)
         print(f"carried {run.name} at step {step_of(run)}")

@@ -103,6 +103,9 @@ def test_runs_carried_to_a_fresh_store_resume_as_if_never_moved(data_root, tmp_p
     assert carried["last.safetensors"] > 1.5 * carried["best.safetensors"]
     done = tmp_path / "carry" / "done"
     assert "optimizer" not in ckpt.read_checkpoint(done / "last.safetensors")[1]
+    (old / "done" / "exported").write_text("sha\n")  # published after its last step: carried again
+    carry.save([])
+    assert (done / "exported").read_text() == "sha\n"
     monkeypatch.setenv("MDSNN_RUNS", str(new))
     carry.restore()
     assert carry.step_of(new / "cut") == 7
