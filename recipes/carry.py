@@ -10,11 +10,14 @@ restores before it trains; a session saves and commits before it stops.
     python recipes/carry.py save [RUN ...]      # default: every run folder with a last.safetensors
     python recipes/carry.py restore
     python recipes/carry.py drop RUN ...        # once a run's entries are exported and nothing needs it
+    python recipes/carry.py from-zoo NAME ...   # a shipped float entry's run, rebuilt to teach a repeat
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -105,17 +108,49 @@ def drop(names: list[str]) -> None:
         print(f"dropped {name} from {CARRY}")
 
 
+def from_zoo(names: list[str]) -> None:
+    """Rebuild the run folder of each shipped float entry (a teacher) whose run is no longer carried:
+    ``best.safetensors`` with the entry's weights (a float entry ships them as trained, float32) and the
+    config its recipe's last command gives, so that students of another seed (``SEED=1
+    recipes/fmnist_zoo.sh``) start from the very teacher the shipped students had."""
+    from mdsnn_zoo.checkpoint import save_checkpoint
+    from mdsnn_zoo.cli import build_parser
+    from mdsnn_zoo.cli._train_args import config_from_args
+    from mdsnn_zoo.train import resolve_data_options
+    from mdsnn_zoo.zoo.registry import create_model, get_weights
+
+    for name in names:
+        meta = get_weights(name)
+        if meta.w_bits is not None or not meta.pretrained:
+            sys.exit(f"carry: {name} is not a shipped float entry; from-zoo rebuilds teachers only")
+        argv = shlex.split(meta.recipe.split(" && ")[-1])[1:]  # the teacher's own command, after its twin's
+        args = build_parser("train").parse_args(argv)
+        cfg = config_from_args(args, "fp")
+        cfg = dataclasses.replace(cfg, data_options=resolve_data_options(cfg))
+        best = store() / Path(args.out_dir).name / "best.safetensors"
+        if best.exists():
+            print(f"{best} exists; left as it is")
+            continue
+        best.parent.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(best, create_model(name, pretrained=True), config=dataclasses.asdict(cfg),
+                        best_val_top1=meta.val_top1, from_zoo=name, sha256=meta.sha256)
+        print(f"rebuilt {best} from the zoo entry {name}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=("save", "restore", "drop"))
-    parser.add_argument("runs", nargs="*", help="run folder names (save: default all; drop: required)")
+    parser.add_argument("action", choices=("save", "restore", "drop", "from-zoo"))
+    parser.add_argument("runs", nargs="*", help="run folder names (save: default all; drop: required), or "
+                        "zoo names (from-zoo)")
     args = parser.parse_args()
     if args.action == "save":
         save(args.runs)
     elif args.action == "restore":
         restore()
-    else:
+    elif args.action == "drop":
         drop(args.runs)
+    else:
+        from_zoo(args.runs)
 
 
 if __name__ == "__main__":

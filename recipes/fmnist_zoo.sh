@@ -18,7 +18,8 @@
 # lr TEACHER_LR (default 0.02) without warm-up; the teacher's recipe is then both commands; with TWIN_KD=1
 # the teacher also learns the twin's soft labels, train --teacher), SEED
 # (default 0; another seed trains the students into RUN_s<SEED> folders and ships nothing: a repeat to
-# measure the spread, whose test top-1 export_zoo.py --repeat records in the shipped entries),
+# measure the spread, whose test top-1 export_zoo.py --repeat records in the shipped entries; it trains no
+# teacher but needs the family's finished one),
 # MIN_TEACHER_VAL (if set: when the teacher's best validation top-1 is not above it, say so and stop
 # before the students, exit 0, so a queue goes on to its next family), MIN_TWIN_VAL (the same for the
 # twin, before the SNN teacher), RUNS (default runs).
@@ -76,8 +77,12 @@ fi
 if [[ $variants == *" fp "* && $seed == 0 ]]; then
   run fp "$runs/$teacher_run" "${teacher_cmd[@]}"
   exports[${#exports[@]} - 1]="$prelude${exports[${#exports[@]} - 1]}"
-else
+elif [[ $seed == 0 ]]; then
   "${teacher_cmd[@]}" --out-dir "$runs/$teacher_run"
+elif [[ ! -f $teacher ]]; then  # a repeat's students learn from the family's finished teacher, never a new one
+  echo "SEED=$seed is a repeat of a trained family and needs its teacher, $teacher; rebuild a shipped one with" \
+       "python recipes/carry.py from-zoo ${base}_fp"
+  exit 1
 fi
 [[ -z ${MIN_TEACHER_VAL:-} ]] || above "$runs/$teacher_run" "$MIN_TEACHER_VAL" "no students (MIN_TEACHER_VAL)" || exit 0
 for v in w2u2_qat w2u2_md w4u4_md; do

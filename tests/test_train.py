@@ -119,6 +119,27 @@ def test_runs_carried_to_a_fresh_store_resume_as_if_never_moved(data_root, tmp_p
     assert carry.step_of(tmp_path / "nowhere") == -1
 
 
+def test_a_shipped_teacher_rebuilt_from_the_zoo_teaches_as_the_entry_does(tmp_path, monkeypatch):
+    from mdsnn_zoo import create_model
+    from mdsnn_zoo.train import model_from_checkpoint
+
+    carry = _carry_module()
+    monkeypatch.setenv("MDSNN_RUNS", str(tmp_path))
+    carry.from_zoo(["small_cnn.fmnist_t4_fp"])
+    best = tmp_path / "small_cnn.fmnist_t4_fp" / "best.safetensors"  # the --out-dir of the entry's recipe
+    rebuilt, cfg = model_from_checkpoint(best)
+    assert (cfg.method, cfg.dataset, cfg.time_steps, cfg.epochs) == ("fp", "fashion-mnist", 4, 40)
+    x = torch.rand(4, 3, 1, 28, 28)
+    shipped = create_model("small_cnn.fmnist_t4_fp", pretrained=True).eval()
+    with torch.no_grad():
+        assert torch.equal(rebuilt(x), shipped(x))
+    stamp = best.stat().st_mtime_ns
+    carry.from_zoo(["small_cnn.fmnist_t4_fp"])  # an existing run is never overwritten
+    assert best.stat().st_mtime_ns == stamp
+    with pytest.raises(SystemExit, match="not a shipped float entry"):
+        carry.from_zoo(["small_cnn.fmnist_t4_w2u2_md"])
+
+
 def test_checkpoint_write_is_atomic_and_corruption_is_refused(tmp_path, monkeypatch):
     model = torch.nn.Linear(3, 2)
     path = tmp_path / "last.safetensors"
