@@ -36,6 +36,21 @@ def no_system_dirs(monkeypatch):
     monkeypatch.setattr(_registry, "_SPECS", specs)
 
 
+@pytest.fixture
+def recipe_script():
+    """Import a script of recipes/ as a module: ``recipe_script("carry")``, ``recipe_script("diagnostics/x")``."""
+    import importlib.util
+
+    def load(name: str):
+        path = Path(__file__).resolve().parent.parent / "recipes" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(Path(name).name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
+
+
 def _rng(seed=0):
     return np.random.default_rng(seed)
 

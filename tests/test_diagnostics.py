@@ -1,22 +1,11 @@
 """The recipes' diagnostics that recipes/RESULTS.md quotes."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
 
-def _diagnostic(name: str):
-    path = Path(__file__).resolve().parent.parent / "recipes" / "diagnostics" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_paired_lead_counts_disagreements_and_mcnemar_is_exact():
-    gain = _diagnostic("paired_gain")
+def test_paired_lead_counts_disagreements_and_mcnemar_is_exact(recipe_script):
+    gain = recipe_script("diagnostics/paired_gain")
     assert gain.mcnemar_p(0, 0) == 1.0 and gain.mcnemar_p(5, 5) == 1.0
     assert gain.mcnemar_p(1, 9) == pytest.approx(2 * 11 / 1024) == gain.mcnemar_p(9, 1)  # 2 P(X <= 1), X ~ B(10, 1/2)
     a = torch.tensor([True] * 90 + [False] * 10 + [True] * 2 + [False] * 98)

@@ -77,18 +77,8 @@ def test_the_step_log_is_on_disk_at_each_checkpoint(data_root, tmp_path, monkeyp
     assert {s: rows_at_save[s] for s in (3, 6, 9)} == {3: 3, 6: 6, 9: 9}
 
 
-def _carry_module():
-    import importlib.util
-
-    path = Path(__file__).resolve().parent.parent / "recipes" / "carry.py"
-    spec = importlib.util.spec_from_file_location("carry", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_runs_carried_to_a_fresh_store_resume_as_if_never_moved(data_root, tmp_path, monkeypatch):
-    carry = _carry_module()
+def test_runs_carried_to_a_fresh_store_resume_as_if_never_moved(data_root, tmp_path, monkeypatch, recipe_script):
+    carry = recipe_script("carry")
     monkeypatch.setattr(carry, "CARRY", tmp_path / "carry")
     quiet = {"log": lambda *_: None}
     full = train(_cfg(data_root, tmp_path / "full"), **quiet)
@@ -119,11 +109,11 @@ def test_runs_carried_to_a_fresh_store_resume_as_if_never_moved(data_root, tmp_p
     assert carry.step_of(tmp_path / "nowhere") == -1
 
 
-def test_a_shipped_teacher_rebuilt_from_the_zoo_teaches_as_the_entry_does(tmp_path, monkeypatch):
+def test_a_shipped_teacher_rebuilt_from_the_zoo_teaches_as_the_entry_does(tmp_path, monkeypatch, recipe_script):
     from mdsnn_zoo import create_model
     from mdsnn_zoo.train import model_from_checkpoint
 
-    carry = _carry_module()
+    carry = recipe_script("carry")
     monkeypatch.setenv("MDSNN_RUNS", str(tmp_path))
     carry.from_zoo(["small_cnn.fmnist_t4_fp"])
     best = tmp_path / "small_cnn.fmnist_t4_fp" / "best.safetensors"  # the --out-dir of the entry's recipe

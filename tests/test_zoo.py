@@ -286,27 +286,15 @@ def test_every_recipe_is_a_valid_command():
                 (meta["w_bits"], meta["u_bits"], meta["bias_frac_bits"], record.get("learn_edge_scales", False)), name
 
 
-def _recipe(name: str):
-    """The script recipes/NAME.py, imported as a module."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parent.parent / "recipes" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_readme_zoo_table_is_generated_from_the_metadata():
-    zoo_table = _recipe("zoo_table")
+def test_readme_zoo_table_is_generated_from_the_metadata(recipe_script):
+    zoo_table = recipe_script("zoo_table")
     text = zoo_table.README.read_text()
     assert zoo_table.render(text) == text, "README.md's zoo table is stale: run python recipes/zoo_table.py"
     for name in mdsnn_zoo.list_models(pretrained=True):
         assert f"`{name}`" in text
 
 
-def test_a_rerun_with_another_seed_is_recorded_beside_the_shipped_entry(tmp_path, monkeypatch, capsys):
+def test_a_rerun_with_another_seed_is_recorded_beside_the_shipped_entry(tmp_path, monkeypatch, capsys, recipe_script):
     """export_zoo.py --repeat scores a seed-1 rerun as `mdsnn-zoo eval` does and records it in the shipped
     entry's repeats (no weights shipped); the README's gain table then shows both seeds and their mean."""
     import numpy as np
@@ -324,7 +312,7 @@ def test_a_rerun_with_another_seed_is_recorded_beside_the_shipped_entry(tmp_path
     manifest.write_text(registry.MANIFEST.read_text())
     monkeypatch.setattr(registry, "MANIFEST", manifest)
     registry._manifest.cache_clear()
-    export, zoo_table = _recipe("export_zoo"), _recipe("zoo_table")
+    export, zoo_table = recipe_script("export_zoo"), recipe_script("zoo_table")
     monkeypatch.setattr(export, "get_dataset", lambda name, split, **o: get_dataset(name, split, root=tmp_path, **o))
     base = TrainConfig(dataset="fashion-mnist", data_root=str(tmp_path), max_steps=1, batch_size=16, val_size=16,
                        progress=False, tensorboard=False, amp=False, seed=1, arch_kwargs={"backend": "torch"})
