@@ -150,6 +150,53 @@ class MembraneTargets:
         return torch.stack(losses).mean()
 
 
+class SpikeForcing:
+    """Context manager: the student's LIF layers pass on some of the teacher's spikes in place of their own.
+
+    Each multi-step QuantLIFNode of ``student`` named in ``teacher_membranes`` (the teacher's recorded
+    pre-spike membranes ``[T, N, *]``) replaces each of its output spikes, independently with probability
+    ``rate``, by the teacher's spike at that place (``H >= v_threshold``). A replaced spike carries no
+    gradient to the student's neuron, and the layers after it see the teacher's spike there: QDrop's
+    random mix of float and quantized activations (Wei et al., ICLR 2022), on spikes, so that early in
+    training each layer learns from inputs closer to the teacher's. Draws from torch's global generator.
+    """
+
+    def __init__(self, student: nn.Module, teacher_membranes: Mapping[str, torch.Tensor], rate: float) -> None:
+        if not 0.0 <= rate <= 1.0:
+            raise InvalidValueError(f"spike forcing rate must be in [0, 1], got {rate}")
+        nodes = {n: m for n, m in student.named_modules() if isinstance(m, QuantLIFNode)}
+        if not teacher_membranes:
+            raise InvalidValueError("SpikeForcing got no teacher membranes: record the teacher first")
+        missing = [n for n in teacher_membranes if n not in nodes]
+        if missing:
+            raise UnknownNameError(f"layer {missing[0]!r} of the teacher's membranes is not a QuantLIFNode of the "
+                                   f"student; student layers: {', '.join(nodes)}")
+        self.nodes = {n: nodes[n] for n in teacher_membranes}
+        self.membranes, self.rate = teacher_membranes, rate
+        self._handles: list = []
+
+    def __enter__(self) -> SpikeForcing:
+        for name, node in self.nodes.items():
+            if node.step_mode != "m":
+                raise UsageError(f"SpikeForcing needs multi-step neurons; layer {name!r} is in single-step mode")
+            self._handles.append(node.register_forward_hook(functools.partial(self._force, name)))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    def _force(self, name: str, node: QuantLIFNode, args, spikes: torch.Tensor) -> torch.Tensor:
+        membrane = self.membranes[name]
+        if membrane.shape != spikes.shape:
+            raise InvalidValueError(f"layer {name!r}: teacher membrane {tuple(membrane.shape)} and student spikes "
+                                    f"{tuple(spikes.shape)} differ in shape")
+        teacher_spikes = (membrane >= node.v_threshold).to(spikes.dtype)
+        forced = torch.rand(spikes.shape, device=spikes.device) < self.rate
+        return torch.where(forced, teacher_spikes, spikes)
+
+
 class _MembraneMSE(torch.autograd.Function):
     """Loss and gradient of every layer in one fused pass each; the teacher gets no gradient."""
 

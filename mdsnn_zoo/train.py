@@ -35,7 +35,7 @@ from mdsnn_zoo import checkpoint as ckpt
 from mdsnn_zoo.bench.common import describe_machine
 from mdsnn_zoo.data import dataset_info, get_dataset, shape_from_files
 from mdsnn_zoo.data.batching import Batches, augment_batch, split_indices
-from mdsnn_zoo.distill import MDLoss, MembraneRecorder, MembraneTargets, lif_layers
+from mdsnn_zoo.distill import MDLoss, MembraneRecorder, MembraneTargets, SpikeForcing, lif_layers
 from mdsnn_zoo.errors import DatasetNotFoundError, InvalidValueError, UnknownNameError
 from mdsnn_zoo.models import build_model, relu_twin
 from mdsnn_zoo.neuron import QuantLIFNode
@@ -100,6 +100,9 @@ class TrainConfig:
     mem_weight: float = _opt(1.0, "md: weight of the membrane MSE to the teacher")
     mem_layers: str | None = _opt(None, "md: the LIF layers whose membranes are distilled, comma-separated module "
                                   "names (e.g. features.16,features.19); none: every LIF layer")
+    spike_forcing: float = _opt(0.0, "md: the share of the distilled LIF layers' spikes replaced by the teacher's "
+                                "(each at random) at the first step, falling linearly to 0 halfway through the "
+                                "run; 0: off")
     fused_mse: bool = _opt(True, "md: the membrane MSE inside the student's LIF kernels (no membrane round trip)")
     amp: bool | None = _opt(None, "bfloat16 autocast; unset: where the hardware runs bfloat16 natively")
     val_amp: bool | None = _opt(None, "validate (choose the best checkpoint) under bfloat16 autocast; unset: as "
@@ -370,21 +373,25 @@ def _make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer
 
 def train_step(net: nn.Module, model: nn.Module, teacher: nn.Module | None, optimizer: torch.optim.Optimizer,
                x: torch.Tensor, y: torch.Tensor, loss_fn: MDLoss, *, amp: bool, fused_mse: bool = True,
-               grad_clip: float | None = None) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+               grad_clip: float | None = None, forcing: float = 0.0
+               ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
     """One optimisation step of ``model`` (run as ``net``: itself, or its DDP wrapper) on
     ``x: [N, C, H, W]``, ``y: [N]`` with ``loss_fn``: its cross-entropy alone without a teacher, with
-    one also KD and, unless ``loss_fn.mem_weight`` is 0, the membrane MSE to the teacher's. Returns
+    one also KD and, unless ``loss_fn.mem_weight`` is 0, the membrane MSE to the teacher's. ``forcing``:
+    the share of the student's spikes replaced by the teacher's (:class:`SpikeForcing`). Returns
     (loss, logits ``[N, classes]``, loss parts), detached. The trainer and ``mdsnn-zoo bench train``
     both run this."""
     device = x.device
     functional.reset_net(model)
-    with autocast(device, amp):
+    with autocast(device, amp), contextlib.ExitStack() as stack:
         if teacher is not None:
             functional.reset_net(teacher)
             membranes = bool(loss_fn.mem_weight)  # without: KD on the logits alone (a ReLU twin has no membranes)
-            recorder = MembraneRecorder(teacher, loss_fn.layers) if membranes else contextlib.nullcontext()
+            recorder = MembraneRecorder(teacher, loss_fn.layers) if membranes or forcing else contextlib.nullcontext()
             with recorder as t_rec, torch.no_grad():
                 t_logits = teacher(x)
+            forced = SpikeForcing(model, t_rec.membranes, forcing) if forcing else contextlib.nullcontext()
+            stack.enter_context(forced)
             if not membranes:
                 logits = net(x)
                 loss, parts = loss_fn(logits, y, t_logits)
@@ -453,6 +460,7 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
     model, teacher = build_student_and_teacher(cfg)
     _configure_student(model, cfg)
     mem_layers = _distilled_layers(cfg, model)
+    forcing_start = _spike_forcing(cfg)
     amp, precision = resolve_amp(cfg.amp, device)
     val_amp = amp if cfg.val_amp is None else cfg.val_amp
     cfg = dataclasses.replace(cfg, amp=amp, val_amp=val_amp)  # the stored config records what ran
@@ -527,8 +535,9 @@ def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
             if cfg.augment:
                 x = augment_batch(x, aug_gen)
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            forcing = forcing_start * max(0.0, 1.0 - 2.0 * step / (cfg.epochs * steps_per_epoch))
             loss, logits, parts = train_step(net, model, teacher, optimizer, x, y, loss_fn, amp=amp,
-                                             fused_mse=cfg.fused_mse, grad_clip=cfg.grad_clip)
+                                             fused_mse=cfg.fused_mse, grad_clip=cfg.grad_clip, forcing=forcing)
             scheduler.step()
             step += 1
             seen += len(y) * ddp.world
@@ -621,6 +630,18 @@ def _distilled_layers(cfg: TrainConfig, model: nn.Module) -> list[str] | None:
         problem = f"{unknown[0]!r} is not a LIF layer of {cfg.arch}" if unknown else "no layer named"
         raise UnknownNameError(f"--mem-layers: {problem}; its LIF layers are {','.join(known)}")
     return [n for n in known if n in names]  # in the network's order, each once
+
+
+def _spike_forcing(cfg: TrainConfig) -> float:
+    """``cfg.spike_forcing``, checked: the share of spikes forced at the first step."""
+    if not cfg.spike_forcing:
+        return 0.0
+    if cfg.method != "md":
+        raise InvalidValueError("--spike-forcing passes on the teacher's spikes, which only distillation has: use "
+                                "mdsnn-zoo distill, or finetune with a teacher")
+    if not 0.0 < cfg.spike_forcing <= 1.0:
+        raise InvalidValueError(f"--spike-forcing is a share of the spikes, in [0, 1]; got {cfg.spike_forcing}")
+    return cfg.spike_forcing
 
 
 def _configure_student(model: nn.Module, cfg: TrainConfig) -> None:

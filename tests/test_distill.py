@@ -1,4 +1,4 @@
-"""Membrane recording, the fused membrane MSE against its reference, and MDLoss."""
+"""Membrane recording, the fused membrane MSE against its reference, MDLoss and spike forcing."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from spikingjelly.activation_based import functional, layer
 from torch import nn
 
-from mdsnn_zoo.distill import MDLoss, MembraneRecorder, MembraneTargets, lif_layers, membrane_mse
+from mdsnn_zoo.distill import MDLoss, MembraneRecorder, MembraneTargets, SpikeForcing, lif_layers, membrane_mse
 from mdsnn_zoo.errors import MdsnnError
 from mdsnn_zoo.kernels import mse_reference
 from mdsnn_zoo.neuron import QuantLIFNode
@@ -243,3 +243,59 @@ def test_a_training_step_distils_only_the_layers_asked_for(fused):
         torch.testing.assert_close(parts["mem"], expected, rtol=1e-5, atol=1e-7)
         mems[layers is None] = parts["mem"]
     assert mems[True] != mems[False]  # the first layer's term is left out
+
+
+def _outputs_under_forcing(student: nn.Module, x: torch.Tensor, membranes: dict, rate: float) -> dict:
+    """Each LIF layer's output spikes of ``student`` on ``x`` (forced at ``rate``), and its first weight's gradient."""
+    out, handles = {}, []
+    student.zero_grad(set_to_none=True)
+    functional.reset_net(student)
+    with SpikeForcing(student, membranes, rate):
+        for name in lif_layers(student):  # registered after SpikeForcing's hooks: they see the forced spikes
+            node = student.get_submodule(name)
+            handles.append(node.register_forward_hook(lambda m, a, o, name=name: out.__setitem__(name, o.detach())))
+        student(x).sum().backward()
+    for handle in handles:
+        handle.remove()
+    return {**out, "grad": student[0].weight.grad}
+
+
+def test_spike_forcing_passes_on_the_teachers_spikes_in_the_share_asked_for():
+    teacher = _net()
+    x = torch.rand(4, 64, 6) * 3
+    with MembraneRecorder(teacher) as t_rec, torch.no_grad():
+        teacher(x)
+    t_spikes = {n: (h >= 1.0).float() for n, h in t_rec.membranes.items()}
+    student = quantize_model(teacher, w_bits=2, u_bits=2, first_last_bits=None)
+    functional.reset_net(student)
+    with MembraneRecorder(student) as s_rec, torch.no_grad():
+        student(x)
+    own = {n: (h >= 1.0).float() for n, h in s_rec.membranes.items()}  # on the grid: H_q >= V_th is a spike
+    assert not torch.equal(own["1"], t_spikes["1"])  # the 2-bit student fires otherwise
+
+    every = _outputs_under_forcing(student, x, t_rec.membranes, 1.0)
+    assert all(torch.equal(every[n], t_spikes[n]) for n in t_spikes)
+    assert every["grad"] is None or not every["grad"].any()  # no gradient reaches a neuron whose spikes are all forced
+    none = _outputs_under_forcing(student, x, t_rec.membranes, 0.0)
+    assert torch.equal(none["1"], own["1"]) and torch.equal(none["3"], own["3"]) and none["grad"].abs().sum() > 0
+
+    torch.manual_seed(1)
+    half = _outputs_under_forcing(student, x, t_rec.membranes, 0.5)["1"]  # layer 1's input does not depend on forcing
+    differ = own["1"] != t_spikes["1"]
+    assert ((half == own["1"]) | (half == t_spikes["1"])).all()
+    taken = (half[differ] == t_spikes["1"][differ]).float().mean()
+    assert differ.sum() > 100 and 0.4 < taken < 0.6, (int(differ.sum()), float(taken))
+
+
+def test_spike_forcing_refuses_what_it_cannot_do():
+    student = _net()
+    h = {"1": torch.zeros(4, 2, 9)}
+    with pytest.raises(ValueError, match=r"rate must be in \[0, 1\], got 1.5"):
+        SpikeForcing(student, h, 1.5)
+    with pytest.raises(KeyError, match="layer '2' of the teacher's membranes is not a QuantLIFNode"):
+        SpikeForcing(student, {"2": h["1"]}, 0.5)
+    with pytest.raises(ValueError, match="no teacher membranes"):
+        SpikeForcing(student, {}, 0.5)
+    with pytest.raises(ValueError, match=r"teacher membrane \(4, 2, 9\) and student spikes \(4, 3, 9\) differ"):
+        with SpikeForcing(student, h, 0.5):
+            student(torch.rand(4, 3, 6))

@@ -471,3 +471,37 @@ def test_mem_layers_choose_the_distilled_layers_and_are_checked(data_root, tmp_p
         train(_cfg(data_root, tmp_path / "bad", method="qat", init=teacher, w_bits=2, u_bits=2, max_steps=1,
                    mem_layers="features.2"), log=lambda *_: None)
     assert not (tmp_path / "bad").exists()  # refused before anything was written
+
+
+def test_spike_forcing_falls_to_zero_halfway_and_only_distillation_takes_it(data_root, tmp_path, monkeypatch):
+    import mdsnn_zoo.train as trainer
+
+    start = tmp_path / "fp"
+    train(_cfg(data_root, start, epochs=1), log=lambda *_: None)  # an epoch: enough that its layers fire
+    teacher = str(start / "last.safetensors")
+    rates = []
+
+    class Counting(trainer.SpikeForcing):
+        def __init__(self, student, membranes, rate):
+            rates.append(rate)
+            super().__init__(student, membranes, rate)
+
+    monkeypatch.setattr(trainer, "SpikeForcing", Counting)
+    md = dict(method="md", teacher=teacher, w_bits=2, u_bits=2)
+    out = tmp_path / "forced"
+    train(_cfg(data_root, out, spike_forcing=0.8, **md), log=lambda *_: None)  # 2 epochs of 10 steps
+    assert rates == pytest.approx([0.8 * (1 - s / 10) for s in range(10)])  # step 10 and later: none forced
+    assert json.loads((out / "config.json").read_text())["spike_forcing"] == 0.8
+    first_loss = {}
+    for share in (0.0, 1.0):
+        run = tmp_path / f"first_{share}"
+        train(_cfg(data_root, run, spike_forcing=share, max_steps=1, **md), log=lambda *_: None)
+        rows = (run / "log.csv").read_text().splitlines()
+        first_loss[share] = float(rows[1].split(",")[rows[0].split(",").index("loss")])
+    assert first_loss[0.0] != first_loss[1.0]  # the forced student computes other logits
+    with pytest.raises(ValueError, match="only distillation has"):
+        train(_cfg(data_root, tmp_path / "bad", method="qat", init=teacher, w_bits=2, u_bits=2, spike_forcing=0.5),
+              log=lambda *_: None)
+    with pytest.raises(ValueError, match=r"in \[0, 1\]; got 1.5"):
+        train(_cfg(data_root, tmp_path / "bad", spike_forcing=1.5, **md), log=lambda *_: None)
+    assert not (tmp_path / "bad").exists()
