@@ -13,6 +13,8 @@
 # teacher is trained, or found finished, in any case), TEACHER_RUN (the teacher's run folder under
 # RUNS, default ARCH.TAG_tT_fp), DATASET (default fashion-mnist), TAG (the entries' data tag, default
 # fmnist), TIME_STEPS (default 4), STUDENT_ARGS (more flags for every student, e.g. "--grad-clip 5"),
+# STUDENT_LR (the students' learning rate, default 0.02), RUN_SUFFIX (appended to the students' run folders,
+# e.g. _lr005, so that students of another schedule do not resume the finished ones),
 # TEACHER_ARGS (more flags for the teacher), TWIN_EPOCHS (if set: first train the network's clipped-ReLU
 # twin for that many epochs at T=1, into RUNS/ARCH.TAG_t1_relu, and start the teacher from it at
 # lr TEACHER_LR (default 0.02) without warm-up; the teacher's recipe is then both commands; with TWIN_KD=1
@@ -37,7 +39,7 @@ shared=(--arch "$arch" --arch-kwargs "$kwargs" --checkpoint-every 200 --resume -
 common=(--dataset "$dataset" --time-steps "$time_steps" "${shared[@]}")
 read -ra extra <<< "${STUDENT_ARGS:-}"
 read -ra teacher_extra <<< "${TEACHER_ARGS:-}"
-student=(--epochs "$student_epochs" --lr 0.02 --warmup-epochs 0 --seed "$seed" "${extra[@]}")
+student=(--epochs "$student_epochs" --lr "${STUDENT_LR:-0.02}" --warmup-epochs 0 --seed "$seed" "${extra[@]}")
 suffix=""
 [[ $seed == 0 ]] || suffix="_s$seed"
 exports=()
@@ -92,7 +94,7 @@ for v in w2u2_qat w2u2_md w4u4_md; do
     w2u2_md) cmd=(mdsnn-zoo distill --teacher "$teacher" --w-bits 2 --u-bits 2) ;;
     w4u4_md) cmd=(mdsnn-zoo distill --teacher "$teacher" --w-bits 4 --u-bits 4) ;;
   esac
-  run "$v" "$runs/${base}_$v$suffix" "${cmd[@]}" "${common[@]}" "${student[@]}"
+  run "$v" "$runs/${base}_$v${RUN_SUFFIX:-}$suffix" "${cmd[@]}" "${common[@]}" "${student[@]}"
 done
 repeat=()
 [[ $seed == 0 ]] || repeat=(--repeat)  # another seed: its test top-1 goes into the shipped entry's repeats
@@ -103,7 +105,7 @@ for ((i = 0; i < ${#exports[@]}; i += 3)); do  # teacher first: a student's memb
   python recipes/export_zoo.py "$name" "$dir/best.safetensors" --recipe "$recipe" "${repeat[@]}"
   echo "$sha" > "$dir/exported"
 done
-[[ $seed == 0 ]] || exit 0
+[[ $seed == 0 && $variants == " fp w2u2_qat w2u2_md w4u4_md " ]] || exit 0  # a part would drop runs from it
 # The family's validation curves (docs/), every run it trained (the twin too, when there is one)
 curves=(${twin_dir:+"$twin_dir"})
 for ((i = 0; i < ${#exports[@]}; i += 3)); do curves+=("${exports[i+1]}"); done
