@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import os
 import shlex
 import shutil
@@ -44,11 +45,22 @@ def step_of(run: Path) -> int:
     return int(_info(run).get("step", -1))
 
 
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else ""
+
+
+def export_marker(run: Path) -> str:
+    """The run's export marker (``recipes/fmnist_zoo.sh`` writes the sha256 of the best checkpoint it
+    published), or "best" where it names the run's own best checkpoint: a carried copy holds that
+    checkpoint without its optimizer state, so under another sha256."""
+    marker = (run / "exported").read_text().strip() if (run / "exported").exists() else ""
+    return "best" if marker and marker == _sha256(run / "best.safetensors") else marker
+
+
 def up_to_date(run: Path, copy: Path) -> bool:
     """Whether ``copy`` holds ``run`` as it is: the same step, and the same export marker (written when
     the run's best checkpoint is published, which may come after its last step)."""
-    marker = [(p / "exported").read_bytes() if (p / "exported").exists() else b"" for p in (run, copy)]
-    return step_of(copy) == step_of(run) and marker[0] == marker[1]
+    return step_of(copy) == step_of(run) and export_marker(copy) == export_marker(run)
 
 
 def finished(run: Path) -> bool:
@@ -79,6 +91,8 @@ def copy_run(src: Path, dst: Path, slim: bool = False) -> None:
     for name in FILES:
         if (src / name).exists():
             _copy_file(src / name, dst / name)
+    if export_marker(src) == "best":  # the copy's best is the published one: say so by its own sha256
+        (dst / "exported").write_text(_sha256(dst / "best.safetensors") + "\n")
 
 
 def save(names: list[str]) -> None:

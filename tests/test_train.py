@@ -4,6 +4,7 @@ and verified; MD distillation runs; two processes train together through torchru
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import subprocess
@@ -96,6 +97,13 @@ def test_runs_carried_to_a_fresh_store_resume_as_if_never_moved(data_root, tmp_p
     (old / "done" / "exported").write_text("sha\n")  # published after its last step: carried again
     carry.save([])
     assert (done / "exported").read_text() == "sha\n"
+    # a marker naming the run's best checkpoint names the carried, slimmer one by its own sha256
+    published = hashlib.sha256((old / "done" / "best.safetensors").read_bytes()).hexdigest()
+    (old / "done" / "exported").write_text(published + "\n")
+    carry.save([])
+    slim = hashlib.sha256((done / "best.safetensors").read_bytes()).hexdigest()
+    assert slim != published and (done / "exported").read_text() == slim + "\n"
+    assert carry.up_to_date(old / "done", done)
     monkeypatch.setenv("MDSNN_RUNS", str(new))
     carry.restore()
     assert carry.step_of(new / "cut") == 7
