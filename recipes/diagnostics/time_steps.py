@@ -1,0 +1,53 @@
+"""How does a model's top-1 change with the number of time steps it runs? Each model classifies the held-out
+validation images of its training split (the trainer's: the last 5,000 of a fixed permutation, never the test
+split) with its static input repeated over each T in ``--steps`` (float32, batches of 500), its weights as
+trained. A static-image SNN's weights do not depend on T, so this asks whether a student's distance from its
+teacher grows as the membrane runs longer. How recipes/RESULTS.md (session 24) probed vgg9's W2U2 gain.
+
+    python recipes/diagnostics/time_steps.py vgg9.fmnist_t4_fp vgg9.fmnist_t4_w2u2_qat --steps 2,4,8
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+from spikingjelly.activation_based import functional
+
+from mdsnn_zoo.cli.eval_cmd import data_options_for, load_model
+from mdsnn_zoo.data import get_dataset
+from mdsnn_zoo.data.batching import split_indices
+
+
+@torch.no_grad()
+def top1_per_steps(ref: str, steps: list[int], val_size: int = 5000) -> dict[int, float]:
+    """{T: top-1 % on the validation images} for zoo name or checkpoint ``ref``."""
+    model, dataset, options, _ = load_model(ref)
+    data = get_dataset(dataset, "train", **data_options_for(dataset, options, dataset))
+    _, val_idx = split_indices(len(data), val_size)
+    samples = [data[i] for i in val_idx.tolist()]
+    x, y = torch.stack([s[0] for s in samples]), torch.tensor([s[1] for s in samples])
+    top1 = {}
+    for t in steps:
+        model.time_steps = t
+        hits = 0
+        for start in range(0, len(x), 500):
+            functional.reset_net(model)
+            hits += int((model(x[start:start + 500]).argmax(1) == y[start:start + 500]).sum())
+        top1[t] = 100 * hits / len(x)
+    return top1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("models", nargs="+", help="zoo names or checkpoints (.safetensors)")
+    parser.add_argument("--steps", default="2,4,6,8", help="time steps to run, comma-separated")
+    args = parser.parse_args()
+    steps = [int(s) for s in args.steps.split(",")]
+    for ref in args.models:
+        top1 = top1_per_steps(ref, steps)
+        print(ref, "  ".join(f"T={t}: {v:.2f}" for t, v in top1.items()), flush=True)
+
+
+if __name__ == "__main__":
+    main()
