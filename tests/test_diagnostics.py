@@ -50,3 +50,12 @@ def test_time_steps_scores_the_validation_images_at_each_t(recipe_script, tmp_pa
     write_idx(raw / "train-labels-idx1-ubyte.gz", labels.numpy().astype(np.uint8))
     top1 = steps.top1_per_steps("small_cnn.fmnist_t4_fp", [1, 3], val_size=4)
     assert top1 == {1: pytest.approx(100 * (at1[val_idx] == at3[val_idx]).float().mean().item()), 3: 100.0}
+
+
+def test_time_steps_refuses_event_frames(recipe_script, monkeypatch):
+    steps = recipe_script("diagnostics/time_steps")
+    frames = [(torch.zeros(10, 2, 34, 34), 0)] * 8  # [T, C, H, W] per sample: a recording fixes its own T
+    monkeypatch.setattr(steps, "load_model", lambda ref: (None, "n-fashion-mnist", {}, None))
+    monkeypatch.setattr(steps, "get_dataset", lambda *a, **k: frames)
+    with pytest.raises(ValueError, match="not static images"):
+        steps.top1_per_steps("vgg9.nfmnist_t10_fp", [4], val_size=4)

@@ -27,6 +27,9 @@ def top1_per_steps(ref: str, steps: list[int], val_size: int = 5000) -> dict[int
     _, val_idx = split_indices(len(data), val_size)
     samples = [data[i] for i in val_idx.tolist()]
     x, y = torch.stack([s[0] for s in samples]), torch.tensor([s[1] for s in samples])
+    if x.dim() != 4:  # [N, C, H, W]; event frames are [N, T, C, H, W] and fix T themselves
+        raise ValueError(f"{ref} reads {dataset}, whose samples are {tuple(x.shape[1:])} frames over time, not "
+                         "static images: its number of time steps is the recording's; run this on an image model")
     top1 = {}
     for t in steps:
         model.time_steps = t
