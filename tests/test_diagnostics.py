@@ -24,7 +24,6 @@ def test_paired_lead_counts_disagreements_and_mcnemar_is_exact(recipe_script):
     assert gain.paired_lead(a, a)["lead"] == 0 and gain.paired_lead(a, a)["p"] == 1.0
 
 
-
 def test_time_steps_scores_the_validation_images_at_each_t(recipe_script, tmp_path, monkeypatch, no_system_dirs):
     # 12 noise images; the 4 held out for validation are labelled with the teacher's own T=3 answer, the other 8
     # with a wrong one: T=3 must score 100% on exactly those 4, T=1 its agreement with T=3 there.

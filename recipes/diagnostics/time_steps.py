@@ -1,8 +1,9 @@
 """How does a model's top-1 change with the number of time steps it runs? Each model classifies the held-out
 validation images of its training split (the trainer's: the last 5,000 of a fixed permutation, never the test
-split) with its static input repeated over each T in ``--steps`` (float32, batches of 500), its weights as
-trained. A static-image SNN's weights do not depend on T, so this asks whether a student's distance from its
-teacher grows as the membrane runs longer. How recipes/RESULTS.md (session 24) probed vgg9's W2U2 gain.
+split, in the trainer's validation batches of 256, float32) with its static input repeated over each T in
+``--steps``, its weights as trained. A static-image SNN's weights do not depend on T, so this asks whether a
+student's distance from its teacher grows as the membrane runs longer. How recipes/RESULTS.md (session 24) probed
+vgg9's W2U2 gain.
 
     python recipes/diagnostics/time_steps.py vgg9.fmnist_t4_fp vgg9.fmnist_t4_w2u2_qat --steps 2,4,8
 """
@@ -16,7 +17,7 @@ from spikingjelly.activation_based import functional
 
 from mdsnn_zoo.cli.eval_cmd import data_options_for, load_model
 from mdsnn_zoo.data import get_dataset
-from mdsnn_zoo.data.batching import split_indices
+from mdsnn_zoo.data.batching import Batches, split_indices
 
 
 @torch.no_grad()
@@ -25,19 +26,18 @@ def top1_per_steps(ref: str, steps: list[int], val_size: int = 5000) -> dict[int
     model, dataset, options, _ = load_model(ref)
     data = get_dataset(dataset, "train", **data_options_for(dataset, options, dataset))
     _, val_idx = split_indices(len(data), val_size)
-    samples = [data[i] for i in val_idx.tolist()]
-    x, y = torch.stack([s[0] for s in samples]), torch.tensor([s[1] for s in samples])
-    if x.dim() != 4:  # [N, C, H, W]; event frames are [N, T, C, H, W] and fix T themselves
-        raise ValueError(f"{ref} reads {dataset}, whose samples are {tuple(x.shape[1:])} frames over time, not "
-                         "static images: its number of time steps is the recording's; run this on an image model")
+    if data[0][0].dim() != 3:  # [C, H, W]; event frames are [T, C, H, W] and fix T themselves
+        raise ValueError(f"{ref} reads {dataset}, whose samples are {tuple(data[0][0].shape)} frames over time, "
+                         "not static images: its number of time steps is the recording's; run this on an image model")
+    batches = Batches(data, val_idx, 256, shuffle=False)  # the trainer's validation batches
     top1 = {}
     for t in steps:
         model.time_steps = t
         hits = 0
-        for start in range(0, len(x), 500):
+        for x, y in batches.epoch(0):
             functional.reset_net(model)
-            hits += int((model(x[start:start + 500]).argmax(1) == y[start:start + 500]).sum())
-        top1[t] = 100 * hits / len(x)
+            hits += int((model(x).argmax(1) == y).sum())
+        top1[t] = 100 * hits / len(val_idx)
     return top1
 
 
