@@ -33,7 +33,7 @@ from torch.utils.data import Dataset
 
 from mdsnn_zoo import checkpoint as ckpt
 from mdsnn_zoo.bench.common import describe_machine
-from mdsnn_zoo.data import dataset_info, get_dataset, shape_from_files
+from mdsnn_zoo.data import complete_options, dataset_info, dataset_kind, get_dataset, shape_from_files
 from mdsnn_zoo.data.batching import Batches, augment_batch, split_indices
 from mdsnn_zoo.distill import MDLoss, MembraneRecorder, MembraneTargets, SpikeForcing, lif_layers
 from mdsnn_zoo.errors import DatasetNotFoundError, InvalidValueError, UnknownNameError
@@ -270,38 +270,33 @@ def _zoo_student_and_teacher(cfg: TrainConfig) -> tuple[nn.Module, nn.Module | N
     return model, teacher.eval().requires_grad_(False)
 
 
-def resolve_data_options(cfg: TrainConfig) -> dict:
-    """``cfg.data_options`` completed, for a data set whose shape comes from its files (an image
-    folder), with the channels and size of the model the run starts from (a zoo model, ``--init`` or
-    ``--teacher``; else the first image's) and the normalisation statistics, so that the stored config
-    reads the data the same way again; event recordings are binned into ``cfg.time_steps`` frames
-    unless told otherwise."""
-    opts = dict(cfg.data_options)
-    if not shape_from_files(cfg.dataset):
-        if dataset_info(cfg.dataset).kind == "events":  # recordings are binned into the run's time steps
-            opts.setdefault("time_steps", cfg.time_steps)
-        return opts
-    shape = None
-    if "channels" in opts and "size" in opts:
-        pass
-    elif cfg.zoo_model:
+def _start_input_shape(cfg: TrainConfig) -> tuple[int, int, int] | None:
+    """The ``(C, H, W)`` input of the model a run starts from (a zoo model, ``--init`` or ``--teacher``),
+    or None for a fresh one."""
+    if cfg.zoo_model:
         from mdsnn_zoo.zoo.registry import get_entry
 
-        shape = dataset_info(get_entry(cfg.zoo_model).dataset).input_shape
-    elif cfg.init or cfg.teacher:
+        e = get_entry(cfg.zoo_model)
+        return dataset_info(e.dataset, **e.data_options).input_shape
+    if cfg.init or cfg.teacher:
         saved = ckpt.read_checkpoint(cfg.init or cfg.teacher)[1].get("info", {}).get("config")
         if saved is not None:
             start = config_from_dict(saved)
-            shape = dataset_info(start.dataset, start.data_root, **start.data_options).input_shape
-    if shape is not None:
-        opts.setdefault("channels", shape[0])
-        opts.setdefault("size", [shape[1], shape[2]])
-    info = dataset_info(cfg.dataset, cfg.data_root, **opts)  # and the statistics, so the config says it all
-    opts.setdefault("mean", list(info.mean))
-    opts.setdefault("std", list(info.std))
-    opts.setdefault("channels", info.input_shape[0])
-    opts.setdefault("size", list(info.input_shape[1:]))
-    return opts
+            return dataset_info(start.dataset, start.data_root, **start.data_options).input_shape
+    return None
+
+
+def resolve_data_options(cfg: TrainConfig) -> dict:
+    """``cfg.data_options`` completed so that the stored config reads the data the same way again:
+    event recordings binned into ``cfg.time_steps`` frames unless told otherwise, and for a data set
+    read from what its folder holds (an image or event folder) the input shape of the model the run
+    starts from (else the folder's own) and the rest of its defaults (``complete_options``)."""
+    opts = dict(cfg.data_options)
+    if dataset_kind(cfg.dataset) == "events":
+        opts.setdefault("time_steps", cfg.time_steps)
+    if not shape_from_files(cfg.dataset):
+        return opts
+    return complete_options(cfg.dataset, cfg.data_root, _start_input_shape(cfg), **opts)
 
 
 # -- evaluation ----------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 import pickle
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -182,3 +183,44 @@ def image_folder(tmp_path: Path) -> Path:
                 image(folder / f"{i}.{'png' if i % 2 == 0 else 'JPG'}", label, i)
     (tmp_path / "pets" / "train" / "a-cat" / "notes.txt").write_text("not an image")
     return tmp_path / "pets"
+
+
+@pytest.fixture
+def event_folder(tmp_path: Path) -> SimpleNamespace:
+    """``root``: a folder of one's own event recordings, ``<split>/<class>/<file>``, on a 24x40 (height x
+    width) sensor: train/ with classes 'b-wave', 'a-clap', 'c-spin' (6 recordings each, by turns a
+    structured .npy with polarity -1/1, an .npz with boolean polarity and timestamps out of order, and a
+    40-bit .bin), val/ with 2 each, and a stray text file. ``events``: each file's events (relative path
+    -> int64 x, y, t, p in time order, p in {0, 1}). A class's events sit in its own band of rows."""
+    from mdsnn_zoo.data.events import write_events
+
+    rng = _rng(11)
+    names = ["b-wave", "a-clap", "c-spin"]
+    structured = np.dtype([("x", "<u2"), ("y", "<u2"), ("t", "<i8"), ("p", "i1")])
+    root, recorded = tmp_path / "gestures", {}
+    for split, count in (("train", 6), ("val", 2)):
+        for name in names:
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            band = sorted(names).index(name) * 8
+            for i in range(count):
+                n = int(rng.integers(30, 90))
+                ev = {"x": rng.integers(0, 40, n), "y": band + rng.integers(0, 8, n),
+                      "t": np.sort(rng.choice(50_000, n, replace=False)), "p": rng.integers(0, 2, n)}
+                ev["x"][0], ev["y"][-1] = 39, 23  # the sensor's far corner is reached
+                ev = {k: v.astype(np.int64) for k, v in ev.items()}
+                if i % 3 == 0:
+                    path = folder / f"{i}.npy"
+                    arr = np.zeros(n, structured)
+                    arr["x"], arr["y"], arr["t"], arr["p"] = ev["x"], ev["y"], ev["t"], 2 * ev["p"] - 1
+                    np.save(path, arr)
+                elif i % 3 == 1:
+                    path = folder / f"{i}.npz"
+                    shuffled = rng.permutation(n)
+                    np.savez(path, **{k: (v > 0 if k == "p" else v)[shuffled] for k, v in ev.items()})
+                else:
+                    path = folder / f"{i}.bin"
+                    write_events(path, ev)
+                recorded[str(path.relative_to(root))] = ev
+    (root / "train" / "a-clap" / "notes.txt").write_text("not a recording")
+    return SimpleNamespace(root=root, events=recorded)

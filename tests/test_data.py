@@ -13,7 +13,15 @@ import torch
 from conftest import encode_events
 
 from mdsnn_zoo import CorruptFileError, DatasetNotFoundError, MdsnnError, dataset_info, get_dataset
-from mdsnn_zoo.data import count_samples, dataset_splits, imagefolder, list_datasets, locate, to_time_major
+from mdsnn_zoo.data import (
+    count_samples,
+    dataset_splits,
+    eventfolder,
+    imagefolder,
+    list_datasets,
+    locate,
+    to_time_major,
+)
 from mdsnn_zoo.data.events import decode_events, events_to_frames
 from mdsnn_zoo.data.idx import read_idx, write_idx
 
@@ -30,9 +38,8 @@ def _check(ds, n, shape, num_classes):
 
 
 def test_registry_lists_every_dataset():
-    assert list_datasets() == ["cifar10", "cifar100", "fashion-mnist", "imagefolder", "n-caltech101",
-                               "n-fashion-mnist", "n-mnist",
-                               "tiny-imagenet"]
+    assert list_datasets() == ["cifar10", "cifar100", "eventfolder", "fashion-mnist", "imagefolder",
+                               "n-caltech101", "n-fashion-mnist", "n-mnist", "tiny-imagenet"]
     with pytest.raises(MdsnnError, match="unknown data set 'mnist'.*fashion-mnist"):
         dataset_info("mnist")
     with pytest.raises(MdsnnError, match="no split 'valid'"):
@@ -94,7 +101,7 @@ def test_truncated_or_foreign_idx_is_refused(fmnist_root):
 
 
 @pytest.mark.parametrize("name", ["fashion-mnist", "cifar10", "cifar100", "tiny-imagenet",
-                                  "n-caltech101", "imagefolder"])
+                                  "n-caltech101", "imagefolder", "eventfolder"])
 def test_empty_or_missing_root_gives_one_line_error(name, tmp_path, no_system_dirs):
     split = dataset_splits(name)[-1]
     for root in (tmp_path, tmp_path / "does-not-exist"):
@@ -102,7 +109,8 @@ def test_empty_or_missing_root_gives_one_line_error(name, tmp_path, no_system_di
             get_dataset(name, split, root=root)
         msg = str(err.value)
         assert "\n" not in msg and str(root) in msg and "nothing is downloaded" in msg
-        source = imagefolder.INFO.source if name == "imagefolder" else dataset_info(name).source
+        folder_info = {"imagefolder": imagefolder.INFO, "eventfolder": eventfolder.INFO}.get(name)
+        source = (folder_info or dataset_info(name)).source
         assert "expected" in msg and source in msg
 
 

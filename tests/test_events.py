@@ -10,9 +10,9 @@ import pytest
 import torch
 from conftest import encode_events as independent_encode
 
-from mdsnn_zoo import DatasetNotFoundError, get_dataset
+from mdsnn_zoo import CorruptFileError, DatasetNotFoundError, dataset_info, get_dataset
 from mdsnn_zoo.cli import main
-from mdsnn_zoo.data import count_samples, nmnist
+from mdsnn_zoo.data import count_samples, events, nmnist
 from mdsnn_zoo.data.events import decode_events, encode_events, events_to_frames, read_events, write_events
 from mdsnn_zoo.data.nmnist import make_n_fashion_mnist, statistics
 from mdsnn_zoo.data.saccades import DVSParams, corner_path, saccade_events, saccade_recordings
@@ -199,8 +199,8 @@ def test_make_refuses_a_folder_made_otherwise(made, fmnist_root):
 def test_frames_are_cached_and_the_cache_follows_the_files(made, monkeypatch):
     first = get_dataset("n-fashion-mnist", "test", root=made, time_steps=4)
     calls = []
-    real = nmnist.bin_recordings
-    monkeypatch.setattr(nmnist, "bin_recordings", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = events.bin_recordings
+    monkeypatch.setattr(events, "bin_recordings", lambda *a, **k: calls.append(1) or real(*a, **k))
     again = get_dataset("n-fashion-mnist", "test", root=made, time_steps=4)
     assert torch.equal(first.frames, again.frames) and calls == []
     get_dataset("n-fashion-mnist", "test", root=made, time_steps=4, binning="time")
@@ -250,3 +250,72 @@ def test_plot_events_draws_one_row_per_class(made, tmp_path, capsys):
     with Image.open(out) as img:
         width, height = img.size
     assert capsys.readouterr().out.strip() == str(out) and height > width * 0.6  # 2 rows of 3 saccades
+
+
+# -- your own recordings: the event folder -------------------------------------------------------------------
+
+def _expected_frames(ev, time_steps, frame_size=(24, 40), binning="count"):
+    """Frames counted here, event by event, independently of events_to_frames."""
+    n, (h, w) = ev["t"].size, frame_size
+    out = torch.zeros(time_steps, 2, h, w)
+    t0, span = ev["t"].min(), ev["t"].max() - ev["t"].min() + 1
+    for i in range(n):
+        step = i * time_steps // n if binning == "count" else (ev["t"][i] - t0) * time_steps // span
+        out[step, ev["p"][i], ev["y"][i] * h // 24, ev["x"][i] * w // 40] += 1
+    return out
+
+
+def test_event_folder_reads_every_format_into_frames(event_folder):
+    root = event_folder.root
+    info = dataset_info("eventfolder", root=root)
+    assert info.classes == ("a-clap", "b-wave", "c-spin") and info.num_classes == 3
+    assert info.input_shape == (2, 24, 40) and info.kind == "events"  # the sensor, read from the events
+    train = get_dataset("eventfolder", "train", root=root, time_steps=4)
+    assert len(train) == 18 == count_samples("eventfolder", "train", root=root)  # notes.txt is not a recording
+    files = sorted(event_folder.events)
+    train_files = [f for f in files if f.startswith("train")]
+    for i, name in enumerate(sorted(train_files, key=lambda f: (f.split("/")[1], f))):
+        x, y = train[i]
+        assert info.classes[y] == name.split("/")[1]
+        assert torch.equal(x, _expected_frames(event_folder.events[name], 4)), name
+    by_time = get_dataset("eventfolder", "val", root=root, time_steps=3, binning="time", frame_size=(12, 20))
+    first_val = sorted(f for f in files if f.startswith("val/a-clap"))[0]
+    assert by_time[0][0].shape == (3, 2, 12, 20)
+    assert torch.equal(by_time[0][0], _expected_frames(event_folder.events[first_val], 3, (12, 20), "time"))
+    xb, yb = train.batch(torch.tensor([0, 17]))
+    assert xb.shape == (2, 4, 2, 24, 40) and yb.tolist() == [0, 2]
+
+
+def test_event_folder_options_are_completed_for_a_model(event_folder):
+    from mdsnn_zoo.data import complete_options
+
+    opts = complete_options("eventfolder", event_folder.root, (2, 34, 34), time_steps=10)
+    assert opts == {"time_steps": 10, "binning": "count", "frame_size": [34, 34], "sensor_size": [24, 40]}
+    assert complete_options("eventfolder", event_folder.root, None, sensor_size=[30, 50])["frame_size"] == [30, 50]
+    with pytest.raises(ValueError, match="event frames have 2 channels"):
+        complete_options("eventfolder", event_folder.root, (1, 28, 28))
+
+
+def test_event_folder_errors_name_the_file_or_the_fix(event_folder, tmp_path):
+    root = event_folder.root
+    with pytest.raises(ValueError, match="a-clap/0.npy has events up to x=39, y=23, outside the 12x40"):
+        get_dataset("eventfolder", "train", root=root, sensor_size=[12, 40], cache=False)
+    with pytest.raises(ValueError, match="sensor_size must be .height, width."):
+        get_dataset("eventfolder", "train", root=root, sensor_size=[24])
+    bad = root / "train" / "a-clap" / "9.npy"
+    bad.write_bytes(b"\x93NUMPY not really")
+    with pytest.raises(CorruptFileError, match=f"cannot read events from {bad}"):
+        get_dataset("eventfolder", "train", root=root, sensor_size=[24, 40], cache=False)
+    np.save(bad, np.array([{"x": 1}], dtype=object))  # a pickle inside: refused, never run
+    with pytest.raises(CorruptFileError, match=f"{bad}"):
+        get_dataset("eventfolder", "train", root=root, sensor_size=[24, 40], cache=False)
+    np.savez(bad.with_suffix(".npz"), x=np.arange(3), y=np.arange(3), t=np.arange(3))
+    bad.unlink()
+    with pytest.raises(CorruptFileError, match="needs fields x, y, t, p"):
+        get_dataset("eventfolder", "train", root=root, sensor_size=[24, 40], cache=False)
+    with pytest.raises(DatasetNotFoundError, match="eventfolder split 'train' not found.*recording"):
+        get_dataset("eventfolder", "train", root=tmp_path / "none")
+    (root / "val" / "d-jump").mkdir()
+    (root / "val" / "d-jump" / "0.bin").write_bytes(b"")
+    with pytest.raises(ValueError, match="d-jump is a class the train split does not have"):
+        get_dataset("eventfolder", "val", root=root, sensor_size=[24, 40])

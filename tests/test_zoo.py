@@ -397,6 +397,33 @@ def test_finetune_a_zoo_student_on_an_image_folder_and_score_it(published, image
     assert main(["finetune", TINY, *common, "--no-distill", "--out-dir", str(tmp_path / "ce")]) == 0
 
 
+def test_finetune_the_event_family_on_an_event_folder_and_score_it(event_folder, tmp_path, capsys):
+    """The shipped event teacher and its W2U2 student, fine-tuned on a folder of one's own recordings
+    (a 24x40 sensor scaled to the model's 34x34 frames, 10 frames each, a fresh 3-class head), then scored."""
+    from mdsnn_zoo import checkpoint as ckpt
+    from mdsnn_zoo.cli import main
+
+    root = str(event_folder.root)
+    common = ["--dataset", "eventfolder", "--data-root", root, "--max-steps", "2", "--batch-size", "6",
+              "--time-steps", "10", "--no-progress", "--no-tensorboard", "--no-amp", "--arch-kwargs",
+              '{"backend": "torch"}']
+    assert main(["finetune", "vgg9.nfmnist_t10_fp", *common, "--out-dir", str(tmp_path / "teacher")]) == 0
+    assert "validation: the 'val' split (6 samples)" in capsys.readouterr().out
+    cfg = ckpt.read_checkpoint(tmp_path / "teacher" / "best.safetensors")[1]["info"]["config"]
+    assert cfg["data_options"] == {"time_steps": 10, "binning": "count", "frame_size": [34, 34],
+                                   "sensor_size": [24, 40]}
+    student = tmp_path / "student"
+    assert main(["finetune", "vgg9.nfmnist_t10_w2u2_md", *common, "--teacher",
+                 str(tmp_path / "teacher" / "best.safetensors"), "--out-dir", str(student)]) == 0
+    rows = (student / "log.csv").read_text().splitlines()
+    assert float(rows[-1].split(",")[rows[0].split(",").index("mem")]) > 0
+    capsys.readouterr()
+    assert main(["eval", str(student / "best.safetensors"), "--data-root", root, "--split", "val",
+                 "--backend", "torch", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["dataset"] == "eventfolder" and result["samples"] == 6 and result["membrane_mse"] > 0
+
+
 def test_finetune_on_dataset_objects_from_python(published, tmp_path):
     """A notebook's own Dataset objects: the same fine-tuning as the command line, in two calls."""
     from torch.utils.data import Dataset

@@ -38,17 +38,21 @@ def load_model(ref: str):
     return create_model(ref, pretrained=True), e.dataset, e.data_options, e.teacher
 
 
-def data_options_for(model_dataset: str, model_options: dict, dataset: str) -> dict:
-    """Options to read ``dataset`` for a model trained on ``model_dataset``: its own options on its own
-    data; for an image folder it was not trained on, the model's input shape."""
-    from mdsnn_zoo.data import dataset_info, shape_from_files
+def data_options_for(model_dataset: str, model_options: dict, dataset: str, root: str | None = None) -> dict:
+    """Options to read ``dataset`` (found in ``root``) for a model trained on ``model_dataset``: its own
+    options on its own data; on other event data its number of frames, and for a folder of your own
+    images or recordings the model's input shape."""
+    from mdsnn_zoo.data import complete_options, dataset_info, dataset_kind, shape_from_files
 
     if dataset == model_dataset:
         return dict(model_options)
+    options = {}
+    if dataset_kind(dataset) == "events" and "time_steps" in model_options:
+        options["time_steps"] = model_options["time_steps"]
     if not shape_from_files(dataset):
-        return {}
-    c, h, w = dataset_info(model_dataset, **model_options).input_shape
-    return {"channels": c, "size": [h, w]}
+        return options
+    shape = dataset_info(model_dataset, **model_options).input_shape
+    return complete_options(dataset, root, shape, **options)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
     if teacher is not None:
         teacher.to(device)
     dataset = args.dataset or trained_on
-    data = get_dataset(dataset, args.split, root=args.data_root, **data_options_for(trained_on, options, dataset))
+    read_as = data_options_for(trained_on, options, dataset, args.data_root)
+    data = get_dataset(dataset, args.split, root=args.data_root, **read_as)
     loader = DataLoader(data, batch_size=args.batch_size, shuffle=False)
     with torch.inference_mode(False):
         result = evaluate(model, tqdm(loader, desc="eval", leave=False), device, args.amp, teacher)

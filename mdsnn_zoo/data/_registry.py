@@ -60,6 +60,9 @@ class DatasetSpec:
     ``expects(split)`` says in words which files are needed, for the error message.
     ``describe(folder, **options)``, for a data set whose classes and shape come from its files (an
     image folder): the ``DatasetInfo`` of what is found there; ``info`` is then only a template.
+    ``complete(folder, input_shape, **options)``, with ``describe``: the options with every default
+    filled in (those that fix the input shape from ``input_shape``, a model's ``(C, H, W)``, when it
+    is given), so that a run's stored options read the data the same way again.
     """
 
     info: DatasetInfo
@@ -70,6 +73,7 @@ class DatasetSpec:
     system_dirs: tuple[Path, ...] = ()
     split_aliases: dict[str, str] = field(default_factory=dict)
     describe: Callable[..., DatasetInfo] | None = None
+    complete: Callable[..., dict] | None = None
 
 
 @dataclass(frozen=True)
@@ -116,20 +120,42 @@ def shape_from_files(name: str) -> bool:
     return _spec(name).describe is not None
 
 
-def dataset_info(name: str, root: str | os.PathLike | None = None, **options: Any) -> DatasetInfo:
-    """The metadata of data set ``name`` (classes, input shape, normalisation, splits). For a data set
-    read from what its folder holds (``imagefolder``) it is that of the folder found (``root``, as in
-    ``get_dataset``) read with ``options``."""
-    spec = _spec(name)
-    if spec.describe is None:
-        return spec.info
+def dataset_kind(name: str) -> str:
+    """``"static"`` (images) or ``"events"`` (recordings binned into frames), without reading any file."""
+    return _spec(name).info.kind
+
+
+def _described_folder(spec: DatasetSpec, root: str | os.PathLike | None) -> Path:
+    """The folder of the first split found of a data set read from what its folder holds."""
     missing = None
     for split in spec.info.splits:
         try:
-            return spec.describe(locate(name, split, root).folder, **options)
+            return locate(spec.info.name, split, root).folder
         except DatasetNotFoundError as err:
             missing = missing or err
     raise missing
+
+
+def dataset_info(name: str, root: str | os.PathLike | None = None, **options: Any) -> DatasetInfo:
+    """The metadata of data set ``name`` (classes, input shape, normalisation, splits). For a data set
+    read from what its folder holds (``imagefolder``, ``eventfolder``) it is that of the folder found
+    (``root``, as in ``get_dataset``) read with ``options``."""
+    spec = _spec(name)
+    if spec.describe is None:
+        return spec.info
+    return spec.describe(_described_folder(spec, root), **options)
+
+
+def complete_options(name: str, root: str | os.PathLike | None = None,
+                     input_shape: tuple[int, int, int] | None = None, **options: Any) -> dict:
+    """``options`` for reading data set ``name`` with every default filled in, for a data set read from
+    what its folder holds: an image folder's channels, size and statistics, an event folder's sensor and
+    frame size; those that fix the input shape come from ``input_shape`` (the ``(C, H, W)`` of the
+    model that will read it) where not given. Other data sets: ``options`` as they are."""
+    spec = _spec(name)
+    if spec.complete is None:
+        return dict(options)
+    return spec.complete(_described_folder(spec, root), input_shape, **options)
 
 
 def _canonical_split(spec: DatasetSpec, split: str) -> str:

@@ -1,11 +1,8 @@
 """Your own images in torchvision's ``ImageFolder`` layout: ``DIR/<split>/<class>/<image>``.
 
-Splits ``train``, ``val`` and ``test``, whichever exist. Classes are the sub-folder names of the train
-split (of the first split found when there is no train split), sorted as torchvision sorts them
-(``sorted()`` of the names), so label ``i`` is the i-th name; a class folder in another split that the
-train split lacks is an error. Files with torchvision's image extensions are read (``.jpg``,
-``.jpeg``, ``.png``, ``.ppm``, ``.bmp``, ``.pgm``, ``.tif``, ``.tiff``, ``.webp``, any case); others are
-ignored.
+Splits, classes and labels follow :mod:`mdsnn_zoo.data._folders`. Files with torchvision's image
+extensions are read (``.jpg``, ``.jpeg``, ``.png``, ``.ppm``, ``.bmp``, ``.pgm``, ``.tif``, ``.tiff``,
+``.webp``, any case); others are ignored.
 
 Each image becomes the model's input: converted to greyscale (``channels=1``, PIL mode ``L``) or RGB
 (``channels=3``) and resized to ``size`` (an int or ``(height, width)``; bilinear) when it differs.
@@ -20,18 +17,18 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from mdsnn_zoo.data import _folders
 from mdsnn_zoo.data._base import TensorImageDataset, Transform
+from mdsnn_zoo.data._folders import SPLITS, classes, find_split, first_split
 from mdsnn_zoo.data._registry import DatasetInfo, DatasetSpec, register_dataset
-from mdsnn_zoo.errors import CorruptFileError, DatasetNotFoundError, InvalidValueError
+from mdsnn_zoo.errors import CorruptFileError, InvalidValueError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
-SPLITS = ("train", "val", "test")
 INFO = DatasetInfo(
     name="imagefolder",
     num_classes=0,  # known once a folder is read: dataset_info("imagefolder", root=DIR)
@@ -46,47 +43,12 @@ INFO = DatasetInfo(
 )
 
 
-def _class_dirs(split_dir: Path) -> list[str]:
-    return sorted(e.name for e in os.scandir(split_dir) if e.is_dir())
-
-
-def _find(split: str, base: Path) -> Path | None:
-    d = base / split
-    return base.resolve() if d.is_dir() and _class_dirs(d) else None
-
-
 def _expects(split: str) -> str:
     return f"DIR/{split}/<class>/<image> (sub-folders of images, one per class)"
 
 
-def _images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-
-
-def classes(root: Path) -> tuple[str, ...]:
-    """The class names of an image folder: the train split's sub-folders (else the first split's)."""
-    for split in SPLITS:
-        if _find(split, root) is not None:
-            return tuple(_class_dirs(root / split))
-    raise DatasetNotFoundError(f"{root} holds no split folder with class sub-folders: expected "
-                               f"{_expects('train')}")
-
-
 def _samples(split: str, root: Path) -> tuple[list[Path], list[int]]:
-    names = classes(root)
-    index = {c: i for i, c in enumerate(names)}
-    paths: list[Path] = []
-    labels: list[int] = []
-    for c in _class_dirs(root / split):
-        if c not in index:
-            raise InvalidValueError(f"{root / split / c} is a class the train split does not have "
-                                    f"({', '.join(names)}); add it to {root / 'train'} or remove it")
-        found = _images(root / split / c)
-        paths += found
-        labels += [index[c]] * len(found)
-    if not paths:
-        raise DatasetNotFoundError(f"{root / split} has class folders but no images ({', '.join(IMAGE_SUFFIXES)})")
-    return paths, labels
+    return _folders.samples(split, root, IMAGE_SUFFIXES, "images")
 
 
 def _count(split: str, root: Path) -> int:
@@ -97,8 +59,7 @@ def _shape_options(root: Path, channels: int | None, size: int | tuple[int, int]
                    ) -> tuple[int, int, int]:
     """(channels, height, width) the images become; defaults from the first training image."""
     if channels is None or size is None:
-        split = next(s for s in SPLITS if _find(s, root) is not None)
-        with _open(_samples(split, root)[0][0]) as img:
+        with _open(_samples(first_split(root), root)[0][0]) as img:
             channels = channels or (1 if len(img.getbands()) == 1 else 3)
             size = size or (img.height, img.width)
     if channels not in (1, 3):
@@ -141,8 +102,7 @@ def _decode(root: Path, split: str, shape: tuple[int, int, int]) -> tuple[torch.
 @functools.lru_cache(maxsize=8)
 def _statistics(root: Path, shape: tuple[int, int, int]) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and standard deviation of the train split's pixels in [0, 1]."""
-    split = "train" if _find("train", root) is not None else next(s for s in SPLITS if _find(s, root))
-    data, _ = _decode(root, split, shape)
+    data, _ = _decode(root, first_split(root), shape)
     x = data.to(torch.float64).div_(255.0).transpose(0, 1).reshape(shape[0], -1)  # [C, N * H * W]
     std = x.std(1, correction=0).clamp(min=1e-3)  # a constant channel keeps a usable scale
     return tuple(x.mean(1).tolist()), tuple(std.tolist())
@@ -165,6 +125,17 @@ def describe(root: Path, channels: int | None = None, size: Any = None, mean: An
                                classes=names)
 
 
+def complete(root: Path, input_shape: tuple[int, int, int] | None = None, **options: Any) -> dict:
+    """``options`` with the shape and statistics filled in: ``channels`` and ``size`` from
+    ``input_shape`` (a model's ``(C, H, W)``) where not given, then as :func:`describe` reads them."""
+    if input_shape is not None:
+        options.setdefault("channels", input_shape[0])
+        options.setdefault("size", list(input_shape[1:]))
+    info = describe(root, **options)
+    return {**options, "channels": info.input_shape[0], "size": list(info.input_shape[1:]),
+            "mean": list(info.mean), "std": list(info.std)}
+
+
 def _load(split: str, root: Path, transform: Transform | None = None, normalize: bool = True,
           **options: Any) -> TensorImageDataset:
     info = describe(root, **options)
@@ -173,5 +144,6 @@ def _load(split: str, root: Path, transform: Transform | None = None, normalize:
 
 
 SPEC = register_dataset(DatasetSpec(
-    info=INFO, find=_find, count=_count, load=_load, expects=_expects, describe=describe,
+    info=INFO, find=find_split, count=_count, load=_load, expects=_expects, describe=describe,
+    complete=complete,
 ))

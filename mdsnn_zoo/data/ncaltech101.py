@@ -22,8 +22,7 @@ from torch.utils.data import Dataset
 
 from mdsnn_zoo.data._base import Transform
 from mdsnn_zoo.data._registry import DatasetInfo, DatasetSpec, register_dataset
-from mdsnn_zoo.data.events import events_to_frames, read_events
-from mdsnn_zoo.errors import InvalidValueError
+from mdsnn_zoo.data.events import check_frame_options, events_to_frames, read_events
 
 SENSOR_WIDTH, SENSOR_HEIGHT = 240, 180
 _BACKGROUND = "BACKGROUND_Google"
@@ -98,13 +97,10 @@ def _expects(split: str) -> str:
 
 def _load(split: str, folder: Path, time_steps: int = 10, frame_size: tuple[int, int] = (48, 48),
           transform: Transform | None = None, normalize: bool = True) -> EventFrameDataset:
-    if not isinstance(time_steps, int) or time_steps < 1:
-        raise InvalidValueError(f"time_steps must be a positive int, got {time_steps!r}")
-    if len(frame_size) != 2 or min(frame_size) < 1:
-        raise InvalidValueError(f"frame_size must be (height, width) with both >= 1, got {frame_size!r}")
+    frame_size = check_frame_options(time_steps, "time", frame_size)
     paths, labels, classes = _samples(split, folder)
     info = dataclasses.replace(INFO, input_shape=(2, *frame_size), classes=tuple(classes))
-    return EventFrameDataset(paths, labels, info, time_steps, tuple(frame_size), transform)
+    return EventFrameDataset(paths, labels, info, time_steps, frame_size, transform)
 
 
 SPEC = register_dataset(DatasetSpec(

@@ -6,15 +6,14 @@ Layout (N-MNIST's own, as tonic's ``NMNIST`` extracts it): ``<folder>/Train/<lab
 N-Fashion-MNIST in ``<base>/n-fashion-mnist`` or ``<base>``, recognised by the ``params.json`` that
 :func:`make_n_fashion_mnist` writes there (the converter's parameters).
 
-A split reads as :class:`EventFrames`: every recording binned once into ``[T, 2, H, W]`` counts (by
-equal time or equal event counts) and held in memory as uint8, cached in ``$MDSNN_HOME/frames`` so
-that the next run with the same files, T and binning loads them at once.
+A split reads as :class:`~mdsnn_zoo.data.events.EventFrames`: every recording binned once into
+``[T, 2, H, W]`` counts (by equal time or equal event counts) and held in memory as uint8, cached in
+``$MDSNN_HOME/frames`` so that the next run with the same files, T and binning loads them at once.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import multiprocessing
 import os
@@ -24,14 +23,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from mdsnn_zoo.data._base import Transform
 from mdsnn_zoo.data._registry import DatasetInfo, DatasetSpec, made_data_dir, register_dataset
-from mdsnn_zoo.data.events import Binning, Events, check_binning, events_to_frames, read_events, write_events
+from mdsnn_zoo.data.events import (
+    Binning,
+    EventFrames,
+    Events,
+    bin_recordings,
+    cached_frames,
+    check_frame_options,
+    read_events,
+    write_events,
+)
 from mdsnn_zoo.data.saccades import DVSParams, saccade_recordings
 from mdsnn_zoo.errors import CorruptFileError, InvalidValueError
-from mdsnn_zoo.paths import cache_dir
 
 SENSOR_SIZE = (34, 34)
 FOLDERS = {"train": "Train", "test": "Test"}
@@ -58,33 +64,6 @@ N_FASHION_MNIST = DatasetInfo(
 
 # -- reading -------------------------------------------------------------------------------------------
 
-class EventFrames(Dataset):
-    """Binned recordings held in memory: ``frames: uint8 [N, T, 2, H, W]`` counts (saturating at 255),
-    ``targets: int64 [N]``. Samples come as ``x: [T, 2, H, W] float32``."""
-
-    def __init__(self, frames: torch.Tensor, targets: torch.Tensor, info: DatasetInfo,
-                 transform: Transform | None = None) -> None:
-        if frames.dtype != torch.uint8 or frames.ndim != 5 or len(frames) != len(targets):
-            raise InvalidValueError(f"expected uint8 [N, T, 2, H, W] frames and N labels, got "
-                                    f"{tuple(frames.shape)} {frames.dtype} and {len(targets)} labels")
-        self.frames, self.targets = frames, targets.to(torch.int64)
-        self.info, self.transform = info, transform
-
-    def __len__(self) -> int:
-        return len(self.targets)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        x = self.frames[index].to(torch.float32)
-        return (self.transform(x) if self.transform else x), int(self.targets[index])
-
-    def batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Samples ``indices`` at once: ``x: [N, T, 2, H, W] float32``, ``y: [N] int64``."""
-        x = self.frames[indices].to(torch.float32)
-        if self.transform is not None:
-            x = torch.stack([self.transform(s) for s in x])
-        return x, self.targets[indices]
-
-
 def recordings(split: str, folder: Path) -> tuple[list[Path], list[int]]:
     """The split's files, by label (a folder named 0..9) then file name, and their labels."""
     paths: list[Path] = []
@@ -97,61 +76,18 @@ def recordings(split: str, folder: Path) -> tuple[list[Path], list[int]]:
     return paths, labels
 
 
-def _cache_key(paths: list[Path], **options) -> str:
-    """A digest of the files (names, sizes, modification times) and the binning options."""
-    h = hashlib.sha256(json.dumps(options, sort_keys=True).encode())
-    for p in paths:
-        st = p.stat()
-        h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:16]
-
-
-def bin_recordings(paths: list[Path], time_steps: int, binning: Binning, frame_size: tuple[int, int],
-                   progress: bool = False) -> np.ndarray:
-    """``uint8 [N, T, 2, H, W]``: each recording's event counts in ``time_steps`` frames (a progress
-    bar if ``progress`` and on a terminal)."""
-    from tqdm import tqdm
-
-    out = np.zeros((len(paths), time_steps, 2, *frame_size), dtype=np.uint8)
-    for i, path in enumerate(tqdm(paths, desc="binning events", disable=None if progress else True, leave=False)):
-        frames = events_to_frames(read_events(path), time_steps, SENSOR_SIZE, frame_size, binning)
-        out[i] = frames.clamp_(max=255).numpy()
-    return out
-
-
-def _cached_frames(name: str, split: str, paths: list[Path], time_steps: int, binning: Binning,
-                   frame_size: tuple[int, int], progress: bool) -> np.ndarray:
-    key = _cache_key(paths, time_steps=time_steps, binning=binning, frame_size=list(frame_size))
-    path = cache_dir() / "frames" / f"{name}-{split}-t{time_steps}-{binning}-{key}.npy"
-    if path.exists():
-        frames = np.load(path)
-        if frames.shape == (len(paths), time_steps, 2, *frame_size) and frames.dtype == np.uint8:
-            return frames
-    frames = bin_recordings(paths, time_steps, binning, frame_size, progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        np.save(f, frames)
-    os.replace(tmp, path)
-    return frames
-
-
 def _loader(info: DatasetInfo):
     def load(split: str, folder: Path, time_steps: int = 10, binning: Binning = "count",
              frame_size: tuple[int, int] = SENSOR_SIZE, transform: Transform | None = None,
              normalize: bool = True, cache: bool = True, progress: bool = True) -> EventFrames:
         """``normalize`` is accepted for a uniform call and ignored: event counts are not normalised."""
-        if not isinstance(time_steps, int) or time_steps < 1:
-            raise InvalidValueError(f"time_steps must be a positive int, got {time_steps!r}")
-        check_binning(binning)
-        frame_size = tuple(frame_size)
-        if len(frame_size) != 2 or min(frame_size) < 1:
-            raise InvalidValueError(f"frame_size must be (height, width) with both >= 1, got {frame_size!r}")
+        frame_size = check_frame_options(time_steps, binning, frame_size)
         paths, labels = recordings(split, folder)
         if cache:
-            frames = _cached_frames(info.name, split, paths, time_steps, binning, frame_size, progress)
+            frames = cached_frames(info.name, split, paths, time_steps, binning, frame_size, SENSOR_SIZE,
+                                   progress=progress)
         else:
-            frames = bin_recordings(paths, time_steps, binning, frame_size, progress)
+            frames = bin_recordings(paths, time_steps, binning, frame_size, SENSOR_SIZE, progress=progress)
         return EventFrames(torch.from_numpy(frames), torch.as_tensor(labels), dataclasses.replace(
             info, input_shape=(2, *frame_size)), transform)
     return load

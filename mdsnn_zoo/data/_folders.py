@@ -1,0 +1,61 @@
+"""The class-folder layout of your own data: ``DIR/<split>/<class>/<file>``, torchvision's ``ImageFolder``
+layout with one folder per split.
+
+Splits are ``train``, ``val`` and ``test``, whichever exist. Classes are the sub-folder names of the
+train split (of the first split found when there is no train split), sorted as torchvision sorts them
+(``sorted()`` of the names), so label ``i`` is the i-th name; a class folder in another split that the
+train split lacks is an error. Files are found at any depth under a class folder, by suffix (any case).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from mdsnn_zoo.errors import DatasetNotFoundError, InvalidValueError
+
+SPLITS = ("train", "val", "test")
+
+
+def class_dirs(split_dir: Path) -> list[str]:
+    """The sub-folder names of ``split_dir``, sorted."""
+    return sorted(e.name for e in os.scandir(split_dir) if e.is_dir())
+
+
+def find_split(split: str, base: Path) -> Path | None:
+    """``base`` (resolved) when it holds ``base/<split>/<class>/``, else None."""
+    d = base / split
+    return base.resolve() if d.is_dir() and class_dirs(d) else None
+
+
+def first_split(root: Path) -> str:
+    """``train`` when ``root`` has it, else the first of the other splits it has."""
+    for split in SPLITS:
+        if find_split(split, root) is not None:
+            return split
+    raise DatasetNotFoundError(f"{root} holds no split folder with class sub-folders: expected "
+                               f"{root}/train/<class>/<file>")
+
+
+def classes(root: Path) -> tuple[str, ...]:
+    """The class names: the sub-folders of the train split (else of the first split found)."""
+    return tuple(class_dirs(root / first_split(root)))
+
+
+def samples(split: str, root: Path, suffixes: tuple[str, ...], what: str) -> tuple[list[Path], list[int]]:
+    """The files of ``split`` whose suffix is one of ``suffixes`` (sorted within each class) and their
+    labels; ``what`` names them in the error raised when the split has none."""
+    names = classes(root)
+    index = {c: i for i, c in enumerate(names)}
+    paths: list[Path] = []
+    labels: list[int] = []
+    for c in class_dirs(root / split):
+        if c not in index:
+            raise InvalidValueError(f"{root / split / c} is a class the train split does not have "
+                                    f"({', '.join(names)}); add it to {root / 'train'} or remove it")
+        found = sorted(p for p in (root / split / c).rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+        paths += found
+        labels += [index[c]] * len(found)
+    if not paths:
+        raise DatasetNotFoundError(f"{root / split} has class folders but no {what} ({', '.join(suffixes)})")
+    return paths, labels

@@ -1,0 +1,153 @@
+"""Your own event-camera recordings, one file per sample: ``DIR/<split>/<class>/<recording>``.
+
+Splits, classes and labels follow :mod:`mdsnn_zoo.data._folders` (the image folder's layout). A
+recording is a ``.npy`` structured array with fields ``x, y, t, p`` (tonic's event arrays), an ``.npz``
+holding arrays ``x, y, t, p``, or a ``.bin`` in N-MNIST's 40-bit encoding
+(:func:`mdsnn_zoo.data.events.read_recording`); other files are ignored. ``t`` may be in any integer
+unit (only its order and spacing matter), ``p > 0`` is ON.
+
+Options: ``time_steps`` frames per recording (the trainer passes its T), ``binning`` (``"count"``, the
+default, or ``"time"``), ``sensor_size`` (height, width) of the camera (default: the largest ``y`` and
+``x`` of the train split's events, plus one; giving it saves reading every recording twice) and
+``frame_size`` (default: the sensor's; fine-tuning a zoo model passes that model's, and event
+positions are scaled to it). An event outside the sensor is an error that names the file. A split is
+binned once and held in memory (:class:`~mdsnn_zoo.data.events.EventFrames`), cached in
+``$MDSNN_HOME/frames``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mdsnn_zoo.data import _folders
+from mdsnn_zoo.data._base import Transform
+from mdsnn_zoo.data._folders import SPLITS, classes, find_split, first_split
+from mdsnn_zoo.data._registry import DatasetInfo, DatasetSpec, register_dataset
+from mdsnn_zoo.data.events import (
+    RECORDING_SUFFIXES,
+    Binning,
+    EventFrames,
+    Events,
+    bin_recordings,
+    cached_frames,
+    check_binning,
+    check_frame_options,
+    read_recording,
+)
+from mdsnn_zoo.errors import InvalidValueError
+
+INFO = DatasetInfo(
+    name="eventfolder",
+    num_classes=0,  # known once a folder is read: dataset_info("eventfolder", root=DIR)
+    input_shape=(2, 0, 0),
+    mean=(0.0, 0.0),
+    std=(1.0, 1.0),
+    kind="events",
+    splits=SPLITS,
+    source="your own event recordings",
+    licence="that of your recordings",
+    validation_split="val",
+)
+
+
+def _expects(split: str) -> str:
+    return f"DIR/{split}/<class>/<recording> ({', '.join(RECORDING_SUFFIXES)} files, one folder per class)"
+
+
+def _samples(split: str, root: Path) -> tuple[list[Path], list[int]]:
+    return _folders.samples(split, root, RECORDING_SUFFIXES, "recordings")
+
+
+def _count(split: str, root: Path) -> int:
+    return len(_samples(split, root)[0])
+
+
+def _size(value: Any, what: str) -> tuple[int, int]:
+    size = tuple(value) if isinstance(value, (list, tuple)) else ()
+    if len(size) != 2 or not all(isinstance(v, int) and v >= 1 for v in size):
+        raise InvalidValueError(f"{what} must be (height, width) of positive ints, got {value!r}")
+    return size
+
+
+@functools.lru_cache(maxsize=8)
+def _sensor_from_files(root: Path) -> tuple[int, int]:
+    """(height, width) that holds every event of the train split (else of the first split found)."""
+    height = width = 0
+    for path in _samples(first_split(root), root)[0]:
+        events = read_recording(path)
+        if events["x"].size:
+            height, width = max(height, int(events["y"].max()) + 1), max(width, int(events["x"].max()) + 1)
+    if not height:
+        raise InvalidValueError(f"the recordings under {root / first_split(root)} hold no events, so the sensor "
+                                "size cannot be read from them; pass sensor_size=[height, width]")
+    return height, width
+
+
+def resolve_sensor_size(root: Path, given: Any = None) -> tuple[int, int]:
+    """The camera's (height, width): ``given``, checked, else read from the recordings."""
+    return _sensor_from_files(root) if given is None else _size(given, "sensor_size")
+
+
+def _read_on_sensor(path: Path, sensor: tuple[int, int]) -> Events:
+    """:func:`read_recording`, refusing an event outside a ``sensor`` (height, width)."""
+    events = read_recording(path)
+    if events["x"].size and (events["y"].max() >= sensor[0] or events["x"].max() >= sensor[1]):
+        raise InvalidValueError(
+            f"{path} has events up to x={events['x'].max()}, y={events['y'].max()}, outside the "
+            f"{sensor[0]}x{sensor[1]} (height x width) sensor; pass the camera's sensor_size=[height, width] "
+            "(CLI: --data-options '{\"sensor_size\": [H, W]}') or remove the file")
+    return events
+
+
+def describe(root: Path, time_steps: int = 10, binning: Binning = "count", sensor_size: Any = None,
+             frame_size: Any = None, **_: Any) -> DatasetInfo:
+    """The metadata of the event folder at ``root`` as it will be read with these options."""
+    check_binning(binning)
+    if frame_size is None:
+        frame = resolve_sensor_size(root, sensor_size)
+    else:
+        frame = _size(frame_size, "frame_size")
+    names = classes(root)
+    return dataclasses.replace(INFO, num_classes=len(names), input_shape=(2, *frame), classes=names)
+
+
+def complete(root: Path, input_shape: tuple[int, int, int] | None = None, **options: Any) -> dict:
+    """``options`` with the binning, sensor size and frame size filled in, the frame size from
+    ``input_shape`` (a model's ``(C, H, W)``, C = 2 polarities) where not given."""
+    if input_shape is not None:
+        if input_shape[0] != 2:
+            raise InvalidValueError(f"event frames have 2 channels (OFF, ON), and this model takes "
+                                    f"{input_shape[0]}: fine-tune a model trained on event data "
+                                    "(mdsnn-zoo list: data n-fashion-mnist)")
+        options.setdefault("frame_size", list(input_shape[1:]))
+    sensor = resolve_sensor_size(root, options.get("sensor_size"))
+    options.setdefault("binning", "count")
+    options.setdefault("frame_size", list(sensor))
+    return {**options, "sensor_size": list(sensor)}
+
+
+def _load(split: str, root: Path, time_steps: int = 10, binning: Binning = "count", sensor_size: Any = None,
+          frame_size: Any = None, transform: Transform | None = None, normalize: bool = True, cache: bool = True,
+          progress: bool = True) -> EventFrames:
+    """``normalize`` is accepted for a uniform call and ignored: event counts are not normalised."""
+    sensor = resolve_sensor_size(root, sensor_size)
+    frame = check_frame_options(time_steps, binning, frame_size if frame_size is not None else sensor)
+    paths, labels = _samples(split, root)
+    read = functools.partial(_read_on_sensor, sensor=sensor)
+    if cache:
+        frames = cached_frames(INFO.name, split, paths, time_steps, binning, frame, sensor, read, progress)
+    else:
+        frames = bin_recordings(paths, time_steps, binning, frame, sensor, read, progress)
+    info = describe(root, time_steps, binning, sensor, frame)
+    return EventFrames(torch.from_numpy(frames), torch.as_tensor(labels), info, transform)
+
+
+SPEC = register_dataset(DatasetSpec(
+    info=INFO, find=find_split, count=_count, load=_load, expects=_expects, describe=describe,
+    complete=complete,
+))
