@@ -309,8 +309,11 @@ def test_event_folder_errors_name_the_file_or_the_fix(event_folder, tmp_path):
     np.save(bad, np.array([{"x": 1}], dtype=object))  # a pickle inside: refused, never run
     with pytest.raises(CorruptFileError, match=f"{bad}"):
         get_dataset("eventfolder", "train", root=root, sensor_size=[24, 40], cache=False)
-    np.savez(bad.with_suffix(".npz"), x=np.arange(3), y=np.arange(3), t=np.arange(3))
     bad.unlink()
+    np.savez(bad.with_suffix(".npz"), x=np.arange(3), y=np.arange(3), t=np.arange(3) * 0.5, p=np.ones(3))
+    with pytest.raises(CorruptFileError, match="t must be integers .* integer microseconds"):
+        get_dataset("eventfolder", "train", root=root, sensor_size=[24, 40], cache=False)
+    np.savez(bad.with_suffix(".npz"), x=np.arange(3), y=np.arange(3), t=np.arange(3))
     with pytest.raises(CorruptFileError, match="needs fields x, y, t, p"):
         get_dataset("eventfolder", "train", root=root, sensor_size=[24, 40], cache=False)
     with pytest.raises(DatasetNotFoundError, match="eventfolder split 'train' not found.*recording"):

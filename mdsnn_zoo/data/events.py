@@ -127,6 +127,11 @@ def read_recording(path: Path) -> Events:
     if len(lengths) != 1 or len(next(iter(lengths))) != 1:
         raise CorruptFileError(f"{path}: x, y, t, p must be 1-d and of one length, got shapes "
                                f"{[np.shape(arrays[k]) for k in FIELDS]}; replace the file")
+    floats = [k for k in ("x", "y", "t") if not np.issubdtype(np.asarray(arrays[k]).dtype, np.integer)]
+    if floats:
+        raise CorruptFileError(f"{path}: {', '.join(floats)} must be integers (pixels; time in a unit such as µs), "
+                               f"got {np.asarray(arrays[floats[0]]).dtype}; save timestamps in seconds as "
+                               "integer microseconds (t * 1e6)")
     x, y, t = (np.asarray(arrays[k], dtype=np.int64) for k in ("x", "y", "t"))
     p = (np.asarray(arrays["p"]) > 0).astype(np.int64)
     if x.size and (x.min() < 0 or y.min() < 0):
