@@ -10,11 +10,21 @@ train split lacks is an error. Files are found at any depth under a class folder
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
+from mdsnn_zoo.data._registry import DatasetInfo
 from mdsnn_zoo.errors import DatasetNotFoundError, InvalidValueError
 
 SPLITS = ("train", "val", "test")
+
+
+def template_info(name: str, kind: str, channels: int, source: str, licence: str) -> DatasetInfo:
+    """The metadata of a class-folder data set before a folder is read (classes and frame size come
+    from the folder: ``dataset_info(name, root=DIR)``); checkpoints are chosen on ``val``."""
+    return DatasetInfo(name=name, num_classes=0, input_shape=(channels, 0, 0), mean=(0.0,) * channels,
+                       std=(1.0,) * channels, kind=kind, splits=SPLITS, source=source, licence=licence,
+                       validation_split="val")
 
 
 def class_dirs(split_dir: Path) -> list[str]:
@@ -42,20 +52,36 @@ def classes(root: Path) -> tuple[str, ...]:
     return tuple(class_dirs(root / first_split(root)))
 
 
-def samples(split: str, root: Path, suffixes: tuple[str, ...], what: str) -> tuple[list[Path], list[int]]:
-    """The files of ``split`` whose suffix is one of ``suffixes`` (sorted within each class) and their
-    labels; ``what`` names them in the error raised when the split has none."""
-    names = classes(root)
-    index = {c: i for i, c in enumerate(names)}
-    paths: list[Path] = []
-    labels: list[int] = []
-    for c in class_dirs(root / split):
-        if c not in index:
-            raise InvalidValueError(f"{root / split / c} is a class the train split does not have "
-                                    f"({', '.join(names)}); add it to {root / 'train'} or remove it")
-        found = sorted(p for p in (root / split / c).rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
-        paths += found
-        labels += [index[c]] * len(found)
-    if not paths:
-        raise DatasetNotFoundError(f"{root / split} has class folders but no {what} ({', '.join(suffixes)})")
-    return paths, labels
+@dataclass(frozen=True)
+class ClassFolders:
+    """Files of one kind in the layout: ``suffixes`` (lower case) and what one is called (``"image"``)."""
+
+    suffixes: tuple[str, ...]
+    noun: str
+
+    def expects(self, split: str) -> str:
+        """In words, where the files of ``split`` go (for the error when none are found)."""
+        return f"DIR/{split}/<class>/<{self.noun}> ({', '.join(self.suffixes)} files, one folder per class)"
+
+    def samples(self, split: str, root: Path) -> tuple[list[Path], list[int]]:
+        """The files of ``split`` (sorted within each class) and their labels."""
+        names = classes(root)
+        index = {c: i for i, c in enumerate(names)}
+        paths: list[Path] = []
+        labels: list[int] = []
+        for c in class_dirs(root / split):
+            if c not in index:
+                raise InvalidValueError(f"{root / split / c} is a class the train split does not have "
+                                        f"({', '.join(names)}); add it to {root / 'train'} or remove it")
+            found = sorted(p for p in (root / split / c).rglob("*")
+                           if p.is_file() and p.suffix.lower() in self.suffixes)
+            paths += found
+            labels += [index[c]] * len(found)
+        if not paths:
+            raise DatasetNotFoundError(f"{root / split} has class folders but no {self.noun}s "
+                                       f"({', '.join(self.suffixes)})")
+        return paths, labels
+
+    def count(self, split: str, root: Path) -> int:
+        """How many files ``split`` has."""
+        return len(self.samples(split, root)[0])

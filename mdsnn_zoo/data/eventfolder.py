@@ -24,9 +24,8 @@ from typing import Any
 
 import torch
 
-from mdsnn_zoo.data import _folders
 from mdsnn_zoo.data._base import Transform
-from mdsnn_zoo.data._folders import SPLITS, classes, find_split, first_split
+from mdsnn_zoo.data._folders import ClassFolders, classes, find_split, first_split, template_info
 from mdsnn_zoo.data._registry import DatasetInfo, DatasetSpec, register_dataset
 from mdsnn_zoo.data.events import (
     RECORDING_SUFFIXES,
@@ -41,30 +40,8 @@ from mdsnn_zoo.data.events import (
 )
 from mdsnn_zoo.errors import InvalidValueError
 
-INFO = DatasetInfo(
-    name="eventfolder",
-    num_classes=0,  # known once a folder is read: dataset_info("eventfolder", root=DIR)
-    input_shape=(2, 0, 0),
-    mean=(0.0, 0.0),
-    std=(1.0, 1.0),
-    kind="events",
-    splits=SPLITS,
-    source="your own event recordings",
-    licence="that of your recordings",
-    validation_split="val",
-)
-
-
-def _expects(split: str) -> str:
-    return f"DIR/{split}/<class>/<recording> ({', '.join(RECORDING_SUFFIXES)} files, one folder per class)"
-
-
-def _samples(split: str, root: Path) -> tuple[list[Path], list[int]]:
-    return _folders.samples(split, root, RECORDING_SUFFIXES, "recordings")
-
-
-def _count(split: str, root: Path) -> int:
-    return len(_samples(split, root)[0])
+INFO = template_info("eventfolder", "events", 2, "your own event recordings", "that of your recordings")
+FILES = ClassFolders(RECORDING_SUFFIXES, "recording")
 
 
 def _size(value: Any, what: str) -> tuple[int, int]:
@@ -78,7 +55,7 @@ def _size(value: Any, what: str) -> tuple[int, int]:
 def _sensor_from_files(root: Path) -> tuple[int, int]:
     """(height, width) that holds every event of the train split (else of the first split found)."""
     height = width = 0
-    for path in _samples(first_split(root), root)[0]:
+    for path in FILES.samples(first_split(root), root)[0]:
         events = read_recording(path)
         if events["x"].size:
             height, width = max(height, int(events["y"].max()) + 1), max(width, int(events["x"].max()) + 1)
@@ -137,7 +114,7 @@ def _load(split: str, root: Path, time_steps: int = 10, binning: Binning = "coun
     """``normalize`` is accepted for a uniform call and ignored: event counts are not normalised."""
     sensor = resolve_sensor_size(root, sensor_size)
     frame = check_frame_options(time_steps, binning, frame_size if frame_size is not None else sensor)
-    paths, labels = _samples(split, root)
+    paths, labels = FILES.samples(split, root)
     read = functools.partial(_read_on_sensor, sensor=sensor)
     if cache:
         frames = cached_frames(INFO.name, split, paths, time_steps, binning, frame, sensor, read, progress)
@@ -148,6 +125,6 @@ def _load(split: str, root: Path, time_steps: int = 10, binning: Binning = "coun
 
 
 SPEC = register_dataset(DatasetSpec(
-    info=INFO, find=find_split, count=_count, load=_load, expects=_expects, describe=describe,
+    info=INFO, find=find_split, count=FILES.count, load=_load, expects=FILES.expects, describe=describe,
     complete=complete,
 ))

@@ -22,44 +22,21 @@ from typing import Any
 
 import torch
 
-from mdsnn_zoo.data import _folders
 from mdsnn_zoo.data._base import TensorImageDataset, Transform
-from mdsnn_zoo.data._folders import SPLITS, classes, find_split, first_split
+from mdsnn_zoo.data._folders import ClassFolders, classes, find_split, first_split, template_info
 from mdsnn_zoo.data._registry import DatasetInfo, DatasetSpec, register_dataset
 from mdsnn_zoo.errors import CorruptFileError, InvalidValueError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
-INFO = DatasetInfo(
-    name="imagefolder",
-    num_classes=0,  # known once a folder is read: dataset_info("imagefolder", root=DIR)
-    input_shape=(3, 0, 0),
-    mean=(0.0,),
-    std=(1.0,),
-    kind="static",
-    splits=SPLITS,
-    source="your own labelled images",
-    licence="that of your images",
-    validation_split="val",
-)
-
-
-def _expects(split: str) -> str:
-    return f"DIR/{split}/<class>/<image> (sub-folders of images, one per class)"
-
-
-def _samples(split: str, root: Path) -> tuple[list[Path], list[int]]:
-    return _folders.samples(split, root, IMAGE_SUFFIXES, "images")
-
-
-def _count(split: str, root: Path) -> int:
-    return len(_samples(split, root)[0])
+INFO = template_info("imagefolder", "static", 3, "your own labelled images", "that of your images")
+FILES = ClassFolders(IMAGE_SUFFIXES, "image")
 
 
 def _shape_options(root: Path, channels: int | None, size: int | tuple[int, int] | list[int] | None
                    ) -> tuple[int, int, int]:
     """(channels, height, width) the images become; defaults from the first training image."""
     if channels is None or size is None:
-        with _open(_samples(first_split(root), root)[0][0]) as img:
+        with _open(FILES.samples(first_split(root), root)[0][0]) as img:
             channels = channels or (1 if len(img.getbands()) == 1 else 3)
             size = size or (img.height, img.width)
     if channels not in (1, 3):
@@ -87,7 +64,7 @@ def _decode(root: Path, split: str, shape: tuple[int, int, int]) -> tuple[torch.
     from PIL import Image
 
     c, h, w = shape
-    paths, labels = _samples(split, root)
+    paths, labels = FILES.samples(split, root)
     data = torch.empty(len(paths), c, h, w, dtype=torch.uint8)
     for i, path in enumerate(paths):
         with _open(path) as img:
@@ -144,6 +121,6 @@ def _load(split: str, root: Path, transform: Transform | None = None, normalize:
 
 
 SPEC = register_dataset(DatasetSpec(
-    info=INFO, find=find_split, count=_count, load=_load, expects=_expects, describe=describe,
+    info=INFO, find=find_split, count=FILES.count, load=_load, expects=FILES.expects, describe=describe,
     complete=complete,
 ))
