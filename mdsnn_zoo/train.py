@@ -272,7 +272,7 @@ def _zoo_student_and_teacher(cfg: TrainConfig) -> tuple[nn.Module, nn.Module | N
 
 def _start_input_shape(cfg: TrainConfig) -> tuple[int, int, int] | None:
     """The ``(C, H, W)`` input of the model a run starts from (a zoo model, ``--init`` or ``--teacher``),
-    or None for a fresh one."""
+    or None for a fresh one (or one trained on a folder of data that is no longer there)."""
     if cfg.zoo_model:
         from mdsnn_zoo.zoo.registry import get_entry
 
@@ -282,7 +282,10 @@ def _start_input_shape(cfg: TrainConfig) -> tuple[int, int, int] | None:
         saved = ckpt.read_checkpoint(cfg.init or cfg.teacher)[1].get("info", {}).get("config")
         if saved is not None:
             start = config_from_dict(saved)
-            return dataset_info(start.dataset, start.data_root, **start.data_options).input_shape
+            try:
+                return dataset_info(start.dataset, start.data_root, **start.data_options).input_shape
+            except DatasetNotFoundError:  # its folder is gone: the options given, else the data's own shape
+                return None
     return None
 
 

@@ -12,7 +12,7 @@ from conftest import encode_events as independent_encode
 
 from mdsnn_zoo import CorruptFileError, DatasetNotFoundError, dataset_info, get_dataset
 from mdsnn_zoo.cli import main
-from mdsnn_zoo.data import count_samples, events, nmnist
+from mdsnn_zoo.data import count_samples, eventfolder, events, nmnist
 from mdsnn_zoo.data.events import decode_events, encode_events, events_to_frames, read_events, write_events
 from mdsnn_zoo.data.nmnist import make_n_fashion_mnist, statistics
 from mdsnn_zoo.data.saccades import DVSParams, corner_path, saccade_events, saccade_recordings
@@ -322,3 +322,40 @@ def test_event_folder_errors_name_the_file_or_the_fix(event_folder, tmp_path):
     (root / "val" / "d-jump" / "0.bin").write_bytes(b"")
     with pytest.raises(ValueError, match="d-jump is a class the train split does not have"):
         get_dataset("eventfolder", "val", root=root, sensor_size=[24, 40])
+
+
+def test_event_folder_sensor_follows_the_files_and_bins_sort_by_time(event_folder):
+    root = event_folder.root
+    assert dataset_info("eventfolder", root=root).input_shape == (2, 24, 40)
+    ev = {"x": np.array([5, 6, 7]), "y": np.array([30, 1, 2]), "t": np.array([300, 100, 200]), "p": np.array([1, 0, 1])}
+    write_events(root / "train" / "b-wave" / "late.bin", ev)  # out of time order, and a taller sensor
+    assert dataset_info("eventfolder", root=root).input_shape == (2, 31, 40)  # read again: the files changed
+    train = get_dataset("eventfolder", "train", root=root, time_steps=3)
+    paths = eventfolder.FILES.samples("train", root)[0]
+    frames = train[paths.index(root / "train" / "b-wave" / "late.bin")][0]
+    assert [frames[step, ev["p"][i], ev["y"][i], ev["x"][i]].item() for step, i in enumerate((1, 2, 0))] == [1, 1, 1]
+    write_events(root / "val" / "a-clap" / "wide.bin", {**ev, "x": np.array([5, 44, 7])})
+    with pytest.raises(ValueError, match="wide.bin has events up to x=44, y=30, outside the 31x40"):
+        get_dataset("eventfolder", "val", root=root)
+
+
+def test_event_folder_options_refuse_what_they_cannot_read(event_folder):
+    from mdsnn_zoo.data import complete_options
+
+    with pytest.raises(ValueError, match="eventfolder has no option 'sensorsize'"):
+        complete_options("eventfolder", event_folder.root, None, sensorsize=[24, 40])
+    with pytest.raises(ValueError, match="frame_size must be .height, width."):
+        complete_options("eventfolder", event_folder.root, None, frame_size=34)
+    with pytest.raises(ValueError, match="binning must be one of"):
+        complete_options("eventfolder", event_folder.root, None, binning="space")
+
+
+def test_eval_reads_other_event_data_as_the_model_was_trained(event_folder):
+    from mdsnn_zoo.cli.eval_cmd import data_options_for
+
+    trained = {"time_steps": 10, "binning": "time"}
+    assert data_options_for("n-fashion-mnist", trained, "eventfolder", str(event_folder.root)) == {
+        "time_steps": 10, "binning": "time", "frame_size": [34, 34], "sensor_size": [24, 40]}
+    assert data_options_for("n-fashion-mnist", trained, "n-mnist") == {"time_steps": 10}
+    assert data_options_for("n-fashion-mnist", trained, "n-caltech101") == {"time_steps": 10}
+    assert data_options_for("n-fashion-mnist", trained, "n-fashion-mnist") == trained

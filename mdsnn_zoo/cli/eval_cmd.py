@@ -41,14 +41,15 @@ def load_model(ref: str):
 def data_options_for(model_dataset: str, model_options: dict, dataset: str, root: str | None = None) -> dict:
     """Options to read ``dataset`` (found in ``root``) for a model trained on ``model_dataset``: its own
     options on its own data; on other event data its number of frames, and for a folder of your own
-    images or recordings the model's input shape."""
+    images or recordings the model's input shape (and binning)."""
     from mdsnn_zoo.data import complete_options, dataset_info, dataset_kind, shape_from_files
 
     if dataset == model_dataset:
         return dict(model_options)
     options = {}
-    if dataset_kind(dataset) == "events" and "time_steps" in model_options:
-        options["time_steps"] = model_options["time_steps"]
+    if dataset_kind(dataset) == "events":  # an event folder takes the binning too
+        carried = ("time_steps", "binning") if shape_from_files(dataset) else ("time_steps",)
+        options = {k: model_options[k] for k in carried if k in model_options}
     if not shape_from_files(dataset):
         return options
     shape = dataset_info(model_dataset, **model_options).input_shape

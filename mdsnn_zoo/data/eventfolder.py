@@ -36,6 +36,8 @@ from mdsnn_zoo.data.events import (
     cached_frames,
     check_binning,
     check_frame_options,
+    check_size,
+    files_digest,
     read_recording,
 )
 from mdsnn_zoo.errors import InvalidValueError
@@ -44,30 +46,28 @@ INFO = template_info("eventfolder", "events", 2, "your own event recordings", "t
 FILES = ClassFolders(RECORDING_SUFFIXES, "recording")
 
 
-def _size(value: Any, what: str) -> tuple[int, int]:
-    size = tuple(value) if isinstance(value, (list, tuple)) else ()
-    if len(size) != 2 or not all(isinstance(v, int) and v >= 1 for v in size):
-        raise InvalidValueError(f"{what} must be (height, width) of positive ints, got {value!r}")
-    return size
-
-
 @functools.lru_cache(maxsize=8)
-def _sensor_from_files(root: Path) -> tuple[int, int]:
-    """(height, width) that holds every event of the train split (else of the first split found)."""
+def _sensor_of(paths: tuple[Path, ...], digest: str) -> tuple[int, int]:
+    """(height, width) that holds every event of the recordings ``paths`` (``digest``: their
+    :func:`~mdsnn_zoo.data.events.files_digest`, so that changed files are read again)."""
     height = width = 0
-    for path in FILES.samples(first_split(root), root)[0]:
+    for path in paths:
         events = read_recording(path)
         if events["x"].size:
             height, width = max(height, int(events["y"].max()) + 1), max(width, int(events["x"].max()) + 1)
     if not height:
-        raise InvalidValueError(f"the recordings under {root / first_split(root)} hold no events, so the sensor "
+        raise InvalidValueError(f"the recordings under {paths[0].parent.parent} hold no events, so the sensor "
                                 "size cannot be read from them; pass sensor_size=[height, width]")
     return height, width
 
 
 def resolve_sensor_size(root: Path, given: Any = None) -> tuple[int, int]:
-    """The camera's (height, width): ``given``, checked, else read from the recordings."""
-    return _sensor_from_files(root) if given is None else _size(given, "sensor_size")
+    """The camera's (height, width): ``given``, checked, else what holds every event of the train split
+    (of the first split found when there is no train split)."""
+    if given is not None:
+        return check_size(given, "sensor_size")
+    paths = tuple(FILES.samples(first_split(root), root)[0])
+    return _sensor_of(paths, files_digest(list(paths)))
 
 
 def _read_on_sensor(path: Path, sensor: tuple[int, int]) -> Events:
@@ -88,24 +88,32 @@ def describe(root: Path, time_steps: int = 10, binning: Binning = "count", senso
     if frame_size is None:
         frame = resolve_sensor_size(root, sensor_size)
     else:
-        frame = _size(frame_size, "frame_size")
+        frame = check_size(frame_size, "frame_size")
     names = classes(root)
     return dataclasses.replace(INFO, num_classes=len(names), input_shape=(2, *frame), classes=names)
 
 
+OPTIONS = ("time_steps", "binning", "sensor_size", "frame_size")
+
+
 def complete(root: Path, input_shape: tuple[int, int, int] | None = None, **options: Any) -> dict:
-    """``options`` with the binning, sensor size and frame size filled in, the frame size from
-    ``input_shape`` (a model's ``(C, H, W)``, C = 2 polarities) where not given."""
+    """``options`` with the number of frames (10), the binning (``"count"``), the sensor size and the
+    frame size filled in, the frame size from ``input_shape`` (a model's ``(C, H, W)``, C = 2
+    polarities) where not given; an unknown option is an error."""
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise InvalidValueError(f"eventfolder has no option {', '.join(map(repr, unknown))}: its options are "
+                                f"{', '.join(OPTIONS)}")
     if input_shape is not None:
         if input_shape[0] != 2:
             raise InvalidValueError(f"event frames have 2 channels (OFF, ON), and this model takes "
                                     f"{input_shape[0]}: fine-tune a model trained on event data "
                                     "(mdsnn-zoo list: data n-fashion-mnist)")
-        options.setdefault("frame_size", list(input_shape[1:]))
+        options.setdefault("frame_size", input_shape[1:])
     sensor = resolve_sensor_size(root, options.get("sensor_size"))
-    options.setdefault("binning", "count")
-    options.setdefault("frame_size", list(sensor))
-    return {**options, "sensor_size": list(sensor)}
+    frame = check_frame_options(options.setdefault("time_steps", 10), options.setdefault("binning", "count"),
+                                options.get("frame_size", sensor))
+    return {**options, "sensor_size": list(sensor), "frame_size": list(frame)}
 
 
 def _load(split: str, root: Path, time_steps: int = 10, binning: Binning = "count", sensor_size: Any = None,

@@ -108,10 +108,21 @@ def read_recording(path: Path) -> Events:
     stable sort when the file's are not); polarity is 1 (ON) where the file's is above 0, else 0, so
     ``{0, 1}``, ``{-1, 1}`` and booleans all read."""
     suffix = path.suffix.lower()
-    if suffix == ".bin":
-        return read_events(path)
     if suffix not in RECORDING_SUFFIXES:
         raise InvalidValueError(f"{path}: a recording is a {', '.join(RECORDING_SUFFIXES)} file, not {suffix!r}")
+    arrays = read_events(path) if suffix == ".bin" else _load_arrays(path, suffix)
+    x, y, t = (np.asarray(arrays[k], dtype=np.int64) for k in ("x", "y", "t"))
+    p = (np.asarray(arrays["p"]) > 0).astype(np.int64)
+    if x.size and (x.min() < 0 or y.min() < 0):
+        raise CorruptFileError(f"{path} has negative pixel coordinates; replace the file")
+    if t.size > 1 and (np.diff(t) < 0).any():
+        order = np.argsort(t, kind="stable")
+        x, y, t, p = x[order], y[order], t[order], p[order]
+    return {"x": x, "y": y, "t": t, "p": p}
+
+
+def _load_arrays(path: Path, suffix: str) -> dict[str, np.ndarray]:
+    """``x, y, t, p`` of an ``.npy`` structured array or an ``.npz``, checked (never unpickled)."""
     try:
         loaded = np.load(path, allow_pickle=False)
         if suffix == ".npz":
@@ -123,23 +134,15 @@ def read_recording(path: Path) -> Events:
         raise CorruptFileError(
             f"cannot read events from {path} ({exc}): it needs fields {', '.join(FIELDS)} (a structured "
             ".npy array, or arrays of those names in an .npz); replace the file") from None
-    lengths = {np.shape(a) for a in arrays.values()}
-    if len(lengths) != 1 or len(next(iter(lengths))) != 1:
+    if len({a.shape for a in arrays.values()}) != 1 or arrays["t"].ndim != 1:
         raise CorruptFileError(f"{path}: x, y, t, p must be 1-d and of one length, got shapes "
-                               f"{[np.shape(arrays[k]) for k in FIELDS]}; replace the file")
-    floats = [k for k in ("x", "y", "t") if not np.issubdtype(np.asarray(arrays[k]).dtype, np.integer)]
+                               f"{[arrays[k].shape for k in FIELDS]}; replace the file")
+    floats = [k for k in ("x", "y", "t") if not np.issubdtype(arrays[k].dtype, np.integer)]
     if floats:
         raise CorruptFileError(f"{path}: {', '.join(floats)} must be integers (pixels; time in a unit such as µs), "
-                               f"got {np.asarray(arrays[floats[0]]).dtype}; save timestamps in seconds as "
-                               "integer microseconds (t * 1e6)")
-    x, y, t = (np.asarray(arrays[k], dtype=np.int64) for k in ("x", "y", "t"))
-    p = (np.asarray(arrays["p"]) > 0).astype(np.int64)
-    if x.size and (x.min() < 0 or y.min() < 0):
-        raise CorruptFileError(f"{path} has negative pixel coordinates; replace the file")
-    if t.size > 1 and (np.diff(t) < 0).any():
-        order = np.argsort(t, kind="stable")
-        x, y, t, p = x[order], y[order], t[order], p[order]
-    return {"x": x, "y": y, "t": t, "p": p}
+                               f"got {arrays[floats[0]].dtype}; save timestamps in seconds as integer "
+                               "microseconds (t * 1e6)")
+    return arrays
 
 
 def check_binning(binning: str) -> None:
@@ -183,9 +186,14 @@ def check_frame_options(time_steps: int, binning: str, frame_size) -> tuple[int,
     if not isinstance(time_steps, int) or time_steps < 1:
         raise InvalidValueError(f"time_steps must be a positive int, got {time_steps!r}")
     check_binning(binning)
-    size = tuple(frame_size)
+    return check_size(frame_size, "frame_size")
+
+
+def check_size(value, what: str) -> tuple[int, int]:
+    """``value`` as a ``(height, width)`` tuple of positive ints, else ``ValueError`` naming ``what``."""
+    size = tuple(value) if isinstance(value, (list, tuple)) else ()
     if len(size) != 2 or not all(isinstance(v, int) and v >= 1 for v in size):
-        raise InvalidValueError(f"frame_size must be (height, width) of positive ints, got {frame_size!r}")
+        raise InvalidValueError(f"{what} must be (height, width) of positive ints, got {value!r}")
     return size
 
 
@@ -235,7 +243,7 @@ def bin_recordings(paths: list[Path], time_steps: int, binning: Binning, frame_s
     return out
 
 
-def _cache_key(paths: list[Path], **options) -> str:
+def files_digest(paths: list[Path], **options) -> str:
     """A digest of the files (names, sizes, modification times) and the binning options."""
     h = hashlib.sha256(json.dumps(options, sort_keys=True).encode())
     for p in paths:
@@ -249,7 +257,7 @@ def cached_frames(name: str, split: str, paths: list[Path], time_steps: int, bin
                   progress: bool = False) -> np.ndarray:
     """:func:`bin_recordings`, kept in ``$MDSNN_HOME/frames`` (written atomically) and loaded from
     there while the files and options stay the same."""
-    key = _cache_key(paths, time_steps=time_steps, binning=binning, frame_size=list(frame_size),
+    key = files_digest(paths, time_steps=time_steps, binning=binning, frame_size=list(frame_size),
                      sensor_size=list(sensor_size))
     path = cache_dir() / "frames" / f"{name}-{split}-t{time_steps}-{binning}-{key}.npy"
     if path.exists():
