@@ -151,8 +151,12 @@ def _device(name: str) -> torch.device:
 
 def make_model(cfg: TrainConfig) -> nn.Module:
     info = dataset_info(cfg.dataset, cfg.data_root, **cfg.data_options)
-    kwargs = dict(num_classes=info.num_classes, in_channels=info.input_shape[0], time_steps=cfg.time_steps,
-                  input_size=info.input_shape[-1])
+    c, h, w = info.input_shape
+    if h != w:
+        raise InvalidValueError(f"the architectures take square inputs, and {cfg.dataset} reads as {h}x{w} (height x "
+                                "width): read it at a square size (--data-options '{\"size\": [S, S]}' for an image "
+                                "folder, '{\"frame_size\": [S, S]}' for an event folder)")
+    kwargs = dict(num_classes=info.num_classes, in_channels=c, time_steps=cfg.time_steps, input_size=w)
     kwargs.update(cfg.arch_kwargs)
     model = build_model(cfg.arch, **kwargs)
     if cfg.activation not in ACTIVATIONS:

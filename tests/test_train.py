@@ -513,3 +513,27 @@ def test_spike_forcing_falls_to_zero_halfway_and_only_distillation_takes_it(data
     with pytest.raises(ValueError, match=r"in \[0, 1\]; got 1.5"):
         train(_cfg(data_root, tmp_path / "bad", spike_forcing=1.5, **md), log=lambda *_: None)
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_run_from_a_checkpoint_whose_image_folder_is_gone(image_folder, tmp_path):
+    """--init from a run on a folder that has since moved: its shape is unknown, so the options given (or
+    the new folder's own shape) decide, and the run goes on."""
+    import shutil
+
+    from mdsnn_zoo.train import resolve_data_options
+
+    common = dict(dataset="imagefolder", arch_kwargs=TINY, epochs=1, max_steps=1, batch_size=8, progress=False,
+                  tensorboard=False, amp=False)
+    moved = tmp_path / "moved"
+    shutil.copytree(image_folder, moved)
+    with pytest.raises(ValueError, match="square inputs, and imagefolder reads as 12x10"):
+        train(TrainConfig(data_root=str(moved), data_options={"channels": 1, "size": [12, 10]},
+                          out_dir=str(tmp_path / "first"), **common), log=lambda *_: None)
+    train(TrainConfig(data_root=str(moved), data_options={"channels": 1, "size": [12, 12]},
+                      out_dir=str(tmp_path / "first"), **common), log=lambda *_: None)
+    start = str(tmp_path / "first" / "best.safetensors")
+    kept = TrainConfig(data_root=str(image_folder), init=start, out_dir=str(tmp_path / "second"), **common)
+    assert resolve_data_options(kept)["size"] == [12, 12]  # the start's shape, read from its folder
+    shutil.rmtree(moved)
+    given = dataclasses.replace(kept, data_options={"channels": 1, "size": [12, 12]})
+    assert train(given, log=lambda *_: None)["step"] == 1
