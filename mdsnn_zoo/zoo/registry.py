@@ -66,9 +66,9 @@ class ZooEntry:
     @property
     def data_options(self) -> dict:
         """How its data set is read as it was trained: event recordings binned into its T frames."""
-        from mdsnn_zoo.data import dataset_info
+        from mdsnn_zoo.data import dataset_kind
 
-        return {"time_steps": self.time_steps} if dataset_info(self.dataset).kind == "events" else {}
+        return {"time_steps": self.time_steps} if dataset_kind(self.dataset) == "events" else {}
 
     @property
     def recipe(self) -> str:
