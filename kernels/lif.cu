@@ -8,6 +8,8 @@
 //
 // Layout: x, grad_s and grad_h are [T, M] with a time stride and an element stride of 1 or 0;
 // everything written is contiguous [T, M] or [M]. Flags are runtime arguments (uniform branches).
+// Offsets are 64-bit. Tin: the input's dtype; Ttgt: the teacher membrane's (Tin or float), read and
+// widened to float, as the reference does.
 
 #include "cuda_common.cuh"
 
@@ -31,13 +33,13 @@ __device__ __forceinline__ float surrogate_grad(float u, float alpha, int kind) 
     return fabsf(u) < 0.5f / alpha ? alpha : 0.0f;
 }
 
-template <typename Tin>
+template <typename Tin, typename Ttgt>
 __global__ void lif_fwd(const Tin* __restrict__ x, long long sxt, long long sxm,
                         const float* __restrict__ v0, const float* __restrict__ delta,
                         Tin* __restrict__ s_out, float* __restrict__ v_last,
                         float* __restrict__ h_state, signed char* __restrict__ q_state,
                         f16* __restrict__ frac_out, Tin* __restrict__ h_out,
-                        const Tin* __restrict__ target, float* __restrict__ mse_partial,
+                        const Ttgt* __restrict__ target, float* __restrict__ mse_partial,
                         long long M, int T, float tau, float v_th, float v_rst, float vr_rel,
                         int quant, int hard, int decay, int need_h, int save, int has_target,
                         int qmin, int qmax, int code_offset) {
@@ -89,14 +91,14 @@ __global__ void lif_fwd(const Tin* __restrict__ x, long long sxt, long long sxm,
     if (has_target) block_reduce(err, block_sum, mse_partial);
 }
 
-template <typename Tin>
+template <typename Tin, typename Ttgt>
 __global__ void lif_bwd(const Tin* __restrict__ gs, long long sgt, long long sgm,
                         const float* __restrict__ gv_last, const Tin* __restrict__ gh,
                         long long sht, long long shm,
                         const float* __restrict__ h_state, const signed char* __restrict__ q_state,
                         const f16* __restrict__ frac_in, const float* __restrict__ delta,
                         Tin* __restrict__ gx, float* __restrict__ gv0, float* __restrict__ gdelta_partial,
-                        const Tin* __restrict__ target, const float* __restrict__ coef_ptr,
+                        const Ttgt* __restrict__ target, const float* __restrict__ coef_ptr,
                         long long M, int T, float tau, float v_th, float v_rst, float vr_rel, float alpha,
                         float shift, int quant, int hard, int decay, int detach, int sg_kind, int shifted,
                         int has_gv, int has_gh,
@@ -157,27 +159,3 @@ __global__ void lif_bwd(const Tin* __restrict__ gs, long long sgt, long long sgm
     }
     if (quant) block_reduce(gdelta, block_sum, gdelta_partial);  // Δ's gradient, per block
 }
-
-#ifdef MDSNN_COMPILE_CHECK  // nvcc -DMDSNN_COMPILE_CHECK: instantiate what lif_cupy.py asks for
-template __global__ void lif_fwd<float>(const float*, long long, long long, const float*, const float*,
-    float*, float*, float*, signed char*, f16*, float*, const float*, float*, long long, int, float, float, float, float,
-    int, int, int, int, int, int, int, int, int);
-template __global__ void lif_fwd<f16>(const f16*, long long, long long, const float*, const float*,
-    f16*, float*, float*, signed char*, f16*, f16*, const f16*, float*, long long, int, float, float, float, float,
-    int, int, int, int, int, int, int, int, int);
-template __global__ void lif_fwd<bf16>(const bf16*, long long, long long, const float*, const float*,
-    bf16*, float*, float*, signed char*, f16*, bf16*, const bf16*, float*, long long, int, float, float, float, float,
-    int, int, int, int, int, int, int, int, int);
-template __global__ void lif_bwd<float>(const float*, long long, long long, const float*, const float*,
-    long long, long long, const float*, const signed char*, const f16*, const float*, float*,
-    float*, float*, const float*, const float*, long long, int, float, float, float, float, float,
-    float, int, int, int, int, int, int, int, int, int, int, int, int);
-template __global__ void lif_bwd<f16>(const f16*, long long, long long, const float*, const f16*,
-    long long, long long, const float*, const signed char*, const f16*, const float*, f16*,
-    float*, float*, const f16*, const float*, long long, int, float, float, float, float, float,
-    float, int, int, int, int, int, int, int, int, int, int, int, int);
-template __global__ void lif_bwd<bf16>(const bf16*, long long, long long, const float*, const bf16*,
-    long long, long long, const float*, const signed char*, const f16*, const float*, bf16*,
-    float*, float*, const bf16*, const float*, long long, int, float, float, float, float, float,
-    float, int, int, int, int, int, int, int, int, int, int, int, int);
-#endif

@@ -3,8 +3,9 @@
 The same algorithm and contract as ``lif_reference`` and ``lif_triton``; the CUDA C source is the
 file ``lif.cu`` beside this one (one thread per neuron, T steps in registers, flags at run time).
 CUDA tensors only, float32/float16/bfloat16 (bfloat16 needs compute capability 8.0 or newer).
-Kernels run on PyTorch's current stream. The tests compile ``lif.cu`` with ``nvcc`` on machines
-without a GPU and compare it with the reference on a GPU when one is present.
+Kernels run on the tensors' device, on PyTorch's current stream there. ``mdsnn-zoo bench aot`` (and
+the tests, with no GPU) compile ``lif.cu`` with NVRTC for sm_80 and sm_90 as ``cupy.RawModule`` does;
+on a GPU the tests compare it with the reference.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mdsnn_zoo.kernels.launch import cuda_target, cupy_on
 from mdsnn_zoo.kernels.lif_reference import SURROGATES, ForwardBuffers, LIFParams
 
 SOURCE = Path(__file__).with_name("lif.cu")
@@ -22,19 +24,30 @@ THREADS = 256
 _TYPE_NAMES = {torch.float32: "float", torch.float16: "f16", torch.bfloat16: "bf16"}
 
 
+def _name(kind: str, dtype: torch.dtype, target_dtype: torch.dtype | None) -> str:
+    """The instantiation for input ``dtype`` and a target of ``target_dtype`` (that dtype or float32)."""
+    tgt = dtype if target_dtype is None else target_dtype
+    return f"lif_{kind}<{_TYPE_NAMES[dtype]}, {_TYPE_NAMES[tgt]}>"
+
+
+def name_expressions() -> list[str]:
+    """Every instantiation the launchers ask for (the ahead-of-time check compiles the same)."""
+    return sorted({_name(kind, dt, tgt) for kind in ("fwd", "bwd") for dt in _TYPE_NAMES
+                   for tgt in (dt, torch.float32)})
+
+
 @functools.cache
 def _module():
     import cupy
 
-    names = [f"lif_{kind}<{t}>" for kind in ("fwd", "bwd") for t in _TYPE_NAMES.values()]
     options = ("--std=c++17", f"-I{SOURCE.parent}")  # cuda_common.cuh beside the source
-    return cupy.RawModule(code=SOURCE.read_text(), options=options, name_expressions=names)
+    return cupy.RawModule(code=SOURCE.read_text(), options=options, name_expressions=name_expressions())
 
 
-def _kernel(kind: str, dtype: torch.dtype):
+def _kernel(kind: str, dtype: torch.dtype, target: torch.Tensor | None):
     if dtype not in _TYPE_NAMES:
         raise TypeError(f"the cupy LIF kernels take float32, float16 or bfloat16, not {dtype}")
-    return _module().get_function(f"lif_{kind}<{_TYPE_NAMES[dtype]}>")
+    return _module().get_function(_name(kind, dtype, None if target is None else target.dtype))
 
 
 def _blocks(n: int) -> int:
@@ -42,10 +55,8 @@ def _blocks(n: int) -> int:
     return max(1, min((n + THREADS - 1) // THREADS, 65535 * 8))
 
 
-def _launch(kernel, n: int, args: tuple) -> None:
-    import cupy
-
-    with cupy.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream):
+def _launch(kernel, like: torch.Tensor, n: int, args: tuple) -> None:
+    with cupy_on(like):
         kernel((_blocks(n),), (THREADS,), args)
 
 
@@ -79,7 +90,7 @@ def forward(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, p: LI
     v0 = v0.float().contiguous()
     quant = p.u_bits is not None
     out = ForwardBuffers.allocate(x, p, need_h, save)
-    target = target.to(x.dtype).contiguous() if target is not None else None
+    target = cuda_target(target, x.dtype)
     partial = torch.zeros((_blocks(M),), dtype=torch.float32, device=x.device) if target is not None else None
     if M:
         args = (_ptr(x), sxt, sxm, _ptr(v0), _ptr(delta if quant else None), _ptr(out.spikes),
@@ -88,7 +99,7 @@ def forward(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, p: LI
                 np.float32(p.tau), np.float32(p.v_threshold), np.float32(p.reset_value),
                 np.float32(p.reset_value - p.v_threshold), *_flags(p), np.int32(out.write_h),
                 np.int32(out.write_state), np.int32(target is not None), *_grid_range(p))
-        _launch(_kernel("fwd", x.dtype), M, args)
+        _launch(_kernel("fwd", x.dtype, target), x, M, args)
     return out.outputs(need_h, save, partial.sum() if partial is not None else None)
 
 
@@ -105,7 +116,7 @@ def backward(grad_s, grad_v, grad_h, state, frac, delta, p: LIFParams, out_dtype
         sht = shm = np.int64(0)
     grad_v = grad_v.float().contiguous() if grad_v is not None else None
     # kept in locals: the kernel reads them through raw pointers
-    target = target.to(out_dtype).contiguous() if target is not None else None
+    target = cuda_target(target, out_dtype)
     coef = coef.float().reshape(1).contiguous() if coef is not None else None
     grad_x = torch.empty((T, M), dtype=out_dtype, device=dev)
     grad_v0 = torch.empty((M,), dtype=torch.float32, device=dev)
@@ -120,5 +131,5 @@ def backward(grad_s, grad_v, grad_h, state, frac, delta, p: LIFParams, out_dtype
                 np.int32(SURROGATES.index(p.surrogate)), np.int32(quant and p.surrogate_shift is not None),
                 np.int32(grad_v is not None),
                 np.int32(grad_h is not None), np.int32(target is not None), *_grid_range(p))
-        _launch(_kernel("bwd", out_dtype), M, args)
+        _launch(_kernel("bwd", out_dtype, target), state, M, args)
     return grad_x, grad_v0, (partial.sum() if quant else None)

@@ -29,10 +29,16 @@ import torch
 import triton
 import triton.language as tl
 
-from mdsnn_zoo.kernels.lif_reference import FRAC_OUT, FRAC_TOP, SURROGATES, ForwardBuffers, LIFParams
+from mdsnn_zoo.kernels import lif_reference
+from mdsnn_zoo.kernels.launch import on_device
+from mdsnn_zoo.kernels.lif_reference import SURROGATES, ForwardBuffers, LIFParams
 
-BLOCK = 1024
-NUM_WARPS = 4  # 128 threads x 8 elements: 16-byte loads of bf16, 2 x 16 bytes of fp32
+NUM_WARPS = 4
+VECTOR_BYTES = 16  # what one thread loads at once: a 128-bit access
+UNALIGNED_ELEMENTS = 2  # per thread, where steps are not 16-element aligned and accesses are scalar
+# The residual's markers, as compile-time constants (a kernel may read only constexpr globals)
+FRAC_OUT = tl.constexpr(lif_reference.FRAC_OUT)
+FRAC_TOP = tl.constexpr(lif_reference.FRAC_TOP)
 
 
 @triton.jit
@@ -52,17 +58,25 @@ def _surrogate_grad(u, alpha, SG: tl.constexpr):
 
 
 @triton.jit
+def _step_offset(t, stride):
+    """Elements from step 0 to step ``t`` for a time ``stride``, in 64 bits: (T - 1) · stride may pass
+    2^31 while ``t`` and ``stride`` each fit in 32."""
+    return tl.cast(t, tl.int64) * stride
+
+
+@triton.jit(do_not_specialize=["T"])
 def _lif_fwd_kernel(
     x_ptr, stride_xt, stride_xm, v0_ptr, delta_ptr,
-    s_ptr, vlast_ptr, state_ptr, frac_ptr, h_ptr, tgt_ptr, mse_ptr, M,
+    s_ptr, vlast_ptr, state_ptr, frac_ptr, h_ptr, tgt_ptr, mse_ptr, M, T,
     tau, v_th, v_rst, vr_rel,
-    T: tl.constexpr, QUANT: tl.constexpr, HARD: tl.constexpr, DECAY: tl.constexpr,
+    QUANT: tl.constexpr, HARD: tl.constexpr, DECAY: tl.constexpr,
     NEED_H: tl.constexpr, SAVE: tl.constexpr, TARGET: tl.constexpr,
     QMIN: tl.constexpr, QMAX: tl.constexpr, OFFSET: tl.constexpr, BLOCK: tl.constexpr,
 ):
     pid = tl.program_id(0)
     offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < M
+    x_offs = offs * stride_xm
     v = tl.load(v0_ptr + offs, mask=mask, other=0.0).to(tl.float32)
     if QUANT:
         d = tl.load(delta_ptr).to(tl.float32)
@@ -73,15 +87,24 @@ def _lif_fwd_kernel(
         r = v_rst
     if TARGET:
         err = tl.zeros([BLOCK], dtype=tl.float32)
-    for t in tl.static_range(T):
-        x = tl.load(x_ptr + t * stride_xt + offs * stride_xm, mask=mask, other=0.0).to(tl.float32)
+        tgt_next = tl.load(tgt_ptr + offs, mask=mask & (T > 0), other=0.0).to(tl.float32)
+    x_next = tl.load(x_ptr + x_offs, mask=mask & (T > 0), other=0.0).to(tl.float32)
+    # A loop, not unrolled: one step's values live at a time (plus the next step's loads, issued
+    # before this step's stores), whatever T is.
+    for t in tl.range(T):
+        x = x_next
+        ahead = mask & (t + 1 < T)
+        x_next = tl.load(x_ptr + _step_offset(t + 1, stride_xt) + x_offs, mask=ahead, other=0.0).to(tl.float32)
+        out = _step_offset(t, M) + offs
+        if TARGET:
+            tgt = tgt_next
+            tgt_next = tl.load(tgt_ptr + _step_offset(t + 1, M) + offs, mask=ahead, other=0.0).to(tl.float32)
         if QUANT:
             x = tl.div_rn(x, d)
         if DECAY:
             h = v + tl.div_rn(x - (v - r), tau)
         else:
             h = v - tl.div_rn(v - r, tau) + x
-        out = t * M + offs
         if QUANT:
             q = tl.minimum(tl.maximum(tl.floor(h + 0.5), QMIN), QMAX)
             q = tl.where(h == h, q, QMIN)
@@ -99,7 +122,7 @@ def _lif_fwd_kernel(
             if NEED_H:
                 tl.store(h_ptr + out, hq.to(h_ptr.dtype.element_ty), mask=mask)
             if TARGET:
-                e = hq - tl.load(tgt_ptr + out, mask=mask, other=0.0).to(tl.float32)
+                e = hq - tgt
                 err += tl.where(mask, e * e, 0.0)
         else:
             s = (h >= v_th).to(tl.float32)
@@ -112,7 +135,7 @@ def _lif_fwd_kernel(
             if NEED_H:
                 tl.store(h_ptr + out, h.to(h_ptr.dtype.element_ty), mask=mask)
             if TARGET:
-                e = h - tl.load(tgt_ptr + out, mask=mask, other=0.0).to(tl.float32)
+                e = h - tgt
                 err += tl.where(mask, e * e, 0.0)
         tl.store(s_ptr + out, s.to(s_ptr.dtype.element_ty), mask=mask)
     if QUANT:
@@ -122,12 +145,12 @@ def _lif_fwd_kernel(
         tl.store(mse_ptr + pid, tl.sum(err, axis=0))
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["T"])
 def _lif_bwd_kernel(
     gs_ptr, stride_gst, stride_gsm, gv_ptr, gh_ptr, stride_ght, stride_ghm,
-    state_ptr, frac_ptr, delta_ptr, gx_ptr, gv0_ptr, gdelta_ptr, tgt_ptr, coef_ptr, M,
+    state_ptr, frac_ptr, delta_ptr, gx_ptr, gv0_ptr, gdelta_ptr, tgt_ptr, coef_ptr, M, T,
     tau, v_th, v_rst, vr_rel, alpha, shift,
-    T: tl.constexpr, QUANT: tl.constexpr, HARD: tl.constexpr, DECAY: tl.constexpr,
+    QUANT: tl.constexpr, HARD: tl.constexpr, DECAY: tl.constexpr,
     DETACH: tl.constexpr, SG: tl.constexpr, SHIFTED: tl.constexpr,
     HAS_GV: tl.constexpr, HAS_GH: tl.constexpr, TARGET: tl.constexpr,
     QMIN: tl.constexpr, QMAX: tl.constexpr, OFFSET: tl.constexpr, BLOCK: tl.constexpr,
@@ -135,6 +158,8 @@ def _lif_bwd_kernel(
     pid = tl.program_id(0)
     offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < M
+    gs_offs = offs * stride_gsm
+    gh_offs = offs * stride_ghm
     inv_tau = 1.0 / tau
     if HAS_GV:
         gv = tl.load(gv_ptr + offs, mask=mask, other=0.0).to(tl.float32)
@@ -147,13 +172,36 @@ def _lif_bwd_kernel(
         gdelta = tl.zeros([BLOCK], dtype=tl.float32)
     if TARGET:
         coef = tl.load(coef_ptr).to(tl.float32)
-    for i in tl.static_range(T):
+    # Step T - 1's loads; each step then issues the loads of the step before it ahead of its store.
+    last = _step_offset(T - 1, M) + offs
+    first = mask & (T > 0)
+    g_s_next = tl.load(gs_ptr + _step_offset(T - 1, stride_gst) + gs_offs, mask=first, other=0.0)
+    state_next = tl.load(state_ptr + last, mask=first, other=0)
+    if QUANT:
+        frac_next = tl.load(frac_ptr + last, mask=first, other=0.0)
+    if HAS_GH:
+        gh_next = tl.load(gh_ptr + _step_offset(T - 1, stride_ght) + gh_offs, mask=first, other=0.0)
+    if TARGET:
+        tgt_next = tl.load(tgt_ptr + last, mask=first, other=0.0)
+    for i in tl.range(T):
         t = T - 1 - i
-        idx = t * M + offs
-        g_s = tl.load(gs_ptr + t * stride_gst + offs * stride_gsm, mask=mask, other=0.0).to(tl.float32)
+        idx = _step_offset(t, M) + offs
+        g_s = g_s_next.to(tl.float32)
+        saved = state_next
+        ahead = mask & (t > 0)
+        g_s_next = tl.load(gs_ptr + _step_offset(t - 1, stride_gst) + gs_offs, mask=ahead, other=0.0)
+        state_next = tl.load(state_ptr + _step_offset(t - 1, M) + offs, mask=ahead, other=0)
         if QUANT:
-            q = tl.load(state_ptr + idx, mask=mask, other=0).to(tl.float32) - OFFSET
-            fc = tl.load(frac_ptr + idx, mask=mask, other=0.0).to(tl.float32)
+            fc = frac_next.to(tl.float32)
+            frac_next = tl.load(frac_ptr + _step_offset(t - 1, M) + offs, mask=ahead, other=0.0)
+        if HAS_GH:
+            g_h_in = gh_next.to(tl.float32)
+            gh_next = tl.load(gh_ptr + _step_offset(t - 1, stride_ght) + gh_offs, mask=ahead, other=0.0)
+        if TARGET:
+            tgt = tgt_next.to(tl.float32)
+            tgt_next = tl.load(tgt_ptr + _step_offset(t - 1, M) + offs, mask=ahead, other=0.0)
+        if QUANT:
+            q = saved.to(tl.float32) - OFFSET
             below = fc == FRAC_OUT
             top = fc <= FRAC_TOP
             clipped = below | top
@@ -168,7 +216,7 @@ def _lif_bwd_kernel(
             else:
                 dv_ds = -theta * d
         else:
-            h = tl.load(state_ptr + idx, mask=mask, other=0.0)
+            h = saved
             u = h - v_th
             s = (u >= 0).to(tl.float32)
             if HARD:
@@ -184,9 +232,8 @@ def _lif_bwd_kernel(
         g_u = g_s * _surrogate_grad(u, alpha, SG)
         g_hq = g_u + gv * dv_dh
         if HAS_GH:
-            g_hq += tl.load(gh_ptr + t * stride_ght + offs * stride_ghm, mask=mask, other=0.0).to(tl.float32)
+            g_hq += g_h_in
         if TARGET:
-            tgt = tl.load(tgt_ptr + idx, mask=mask, other=0.0).to(tl.float32)
             if QUANT:
                 g_hq += coef * (v_th + q * d - tgt)
             else:
@@ -220,6 +267,17 @@ def _inner_stride(t: torch.Tensor) -> tuple[torch.Tensor, int, int]:
     return t, t.stride(0), (t.stride(1) if t.shape[1] > 1 else 1)
 
 
+def block_size(dtype: torch.dtype, M: int, *time_strides: int) -> int:
+    """Neurons a program handles: 128 threads x one 128-bit vector of ``dtype`` each (4 float32, 8
+    float16/bfloat16) when every step starts 16-element aligned (``M`` and the time strides multiples
+    of 16), so that Triton can prove the alignment and vectorize; else 2 each (scalar accesses, and
+    8 elements' worth of 64-bit addresses would cost registers for nothing)."""
+    threads = 32 * NUM_WARPS
+    if M % 16 == 0 and all(s % 16 == 0 for s in time_strides):
+        return threads * VECTOR_BYTES // dtype.itemsize
+    return threads * UNALIGNED_ELEMENTS
+
+
 def _flags(p: LIFParams) -> dict:
     quant = p.u_bits is not None
     return dict(QUANT=quant, HARD=p.hard_reset, DECAY=p.decay_input, QMIN=p.qmin if quant else 0,
@@ -234,19 +292,21 @@ def forward(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, p: LI
     v0 = v0.contiguous()
     quant = p.u_bits is not None
     out = ForwardBuffers.allocate(x, p, need_h, save)
-    blocks = triton.cdiv(M, BLOCK)
+    block = block_size(x.dtype, M, sxt)
+    blocks = triton.cdiv(M, block)
     target = target.contiguous() if target is not None else None
     partial = torch.zeros((max(blocks, 1),), dtype=torch.float32, device=x.device) if target is not None else None
     if M:
         spare = out.spikes  # any tensor, for pointers a kernel variant does not use
-        _lif_fwd_kernel[(blocks,)](
-            x, sxt, sxm, v0, delta if quant else v0, out.spikes, out.v_last,
-            out.state if out.write_state else spare, out.frac if out.frac is not None else spare,
-            out.h_seq if out.write_h else spare, target if target is not None else spare,
-            partial if partial is not None else out.v_last, M, p.tau, p.v_threshold, p.reset_value,
-            p.reset_value - p.v_threshold,
-            T=T, NEED_H=out.write_h, SAVE=out.write_state, TARGET=target is not None, BLOCK=BLOCK,
-            num_warps=NUM_WARPS, enable_fp_fusion=False, **_flags(p))
+        with on_device(x):
+            _lif_fwd_kernel[(blocks,)](
+                x, sxt, sxm, v0, delta if quant else v0, out.spikes, out.v_last,
+                out.state if out.write_state else spare, out.frac if out.frac is not None else spare,
+                out.h_seq if out.write_h else spare, target if target is not None else spare,
+                partial if partial is not None else out.v_last, M, T, p.tau, p.v_threshold, p.reset_value,
+                p.reset_value - p.v_threshold,
+                NEED_H=out.write_h, SAVE=out.write_state, TARGET=target is not None, BLOCK=block,
+                num_warps=NUM_WARPS, enable_fp_fusion=False, **_flags(p))
     return out.outputs(need_h, save, partial.sum() if partial is not None else None)
 
 
@@ -264,20 +324,22 @@ def backward(grad_s, grad_v, grad_h, state, frac, delta, p: LIFParams, out_dtype
         sht = shm = 0
     grad_x = torch.empty((T, M), dtype=out_dtype, device=dev)
     grad_v0 = torch.empty((M,), dtype=torch.float32, device=dev)
-    blocks = triton.cdiv(M, BLOCK)
+    block = block_size(out_dtype, M, sgt, sht)
+    blocks = triton.cdiv(M, block)
     partial = torch.zeros((max(blocks, 1),), dtype=torch.float32, device=dev) if quant else None
     target = target.contiguous() if target is not None else None
     coef = coef.float().reshape(1) if coef is not None else None
     if M:
-        _lif_bwd_kernel[(blocks,)](
-            grad_s, sgt, sgm, grad_v if grad_v is not None else grad_v0,
-            grad_h if grad_h is not None else grad_s, sht, shm,
-            state, frac if quant else state, delta if quant else grad_v0,
-            grad_x, grad_v0, partial if quant else grad_v0,
-            target if target is not None else grad_v0, coef if coef is not None else grad_v0, M,
-            p.tau, p.v_threshold, p.reset_value, p.reset_value - p.v_threshold, p.alpha,
-            p.surrogate_shift or 0.0, T=T, DETACH=p.detach_reset, SG=SURROGATES.index(p.surrogate),
-            SHIFTED=quant and p.surrogate_shift is not None,
-            HAS_GV=grad_v is not None, HAS_GH=grad_h is not None, TARGET=target is not None,
-            BLOCK=BLOCK, num_warps=NUM_WARPS, **_flags(p))
+        with on_device(state):
+            _lif_bwd_kernel[(blocks,)](
+                grad_s, sgt, sgm, grad_v if grad_v is not None else grad_v0,
+                grad_h if grad_h is not None else grad_s, sht, shm,
+                state, frac if quant else state, delta if quant else grad_v0,
+                grad_x, grad_v0, partial if quant else grad_v0,
+                target if target is not None else grad_v0, coef if coef is not None else grad_v0, M, T,
+                p.tau, p.v_threshold, p.reset_value, p.reset_value - p.v_threshold, p.alpha,
+                p.surrogate_shift or 0.0, DETACH=p.detach_reset, SG=SURROGATES.index(p.surrogate),
+                SHIFTED=quant and p.surrogate_shift is not None,
+                HAS_GV=grad_v is not None, HAS_GH=grad_h is not None, TARGET=target is not None,
+                BLOCK=block, num_warps=NUM_WARPS, **_flags(p))
     return grad_x, grad_v0, (partial.sum() if quant else None)

@@ -1,12 +1,13 @@
 // Membrane MSE, fused (cupy.RawModule): one pass per layer reads the student membrane s and the
 // teacher membrane t, writes g = scale (s - t), and reduces (s - t)^2 to one float per block
 // (warp shuffles, then one warp over the warps); the caller sums the block partials.
-// Grid-stride loop, so any n works with any grid size. No CUDA headers needed.
+// Grid-stride loop, so any n works with any grid size. No CUDA headers needed. T: the student's
+// dtype; Tt: the teacher's (T or float), widened to float as the reference does.
 
 #include "cuda_common.cuh"
 
-template <typename T>
-__global__ void membrane_mse(const T* __restrict__ s, const T* __restrict__ t, T* __restrict__ g,
+template <typename T, typename Tt>
+__global__ void membrane_mse(const T* __restrict__ s, const Tt* __restrict__ t, T* __restrict__ g,
                              float* __restrict__ partial, long long n, float scale, int write_grad) {
     __shared__ float warp_sums[32];
     float acc = 0.0f;
@@ -18,9 +19,3 @@ __global__ void membrane_mse(const T* __restrict__ s, const T* __restrict__ t, T
     }
     block_reduce(acc, warp_sums, partial);
 }
-
-#ifdef MDSNN_COMPILE_CHECK
-template __global__ void membrane_mse<float>(const float*, const float*, float*, float*, long long, float, int);
-template __global__ void membrane_mse<f16>(const f16*, const f16*, f16*, float*, long long, float, int);
-template __global__ void membrane_mse<bf16>(const bf16*, const bf16*, bf16*, float*, long long, float, int);
-#endif

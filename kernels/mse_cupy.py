@@ -1,6 +1,7 @@
 """Membrane MSE, fused, through ``cupy.RawModule`` and ``mse.cu`` (same contract as the reference).
 
-CUDA tensors, float32/float16/bfloat16; launched on PyTorch's current stream.
+CUDA tensors, float32/float16/bfloat16 (the teacher widened to float32 as in the reference);
+launched on the tensors' device, on PyTorch's current stream there.
 """
 
 from __future__ import annotations
@@ -11,39 +12,46 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mdsnn_zoo.kernels.launch import cuda_target, cupy_on
+
 SOURCE = Path(__file__).with_name("mse.cu")
 THREADS = 256
 MAX_BLOCKS = 4096
 _TYPE_NAMES = {torch.float32: "float", torch.float16: "f16", torch.bfloat16: "bf16"}
 
 
+def _name(s_dtype: torch.dtype, t_dtype: torch.dtype) -> str:
+    return f"membrane_mse<{_TYPE_NAMES[s_dtype]}, {_TYPE_NAMES[t_dtype]}>"
+
+
+def name_expressions() -> list[str]:
+    """Every instantiation the launcher asks for: a teacher of the student's dtype or float32."""
+    return sorted({_name(dt, tgt) for dt in _TYPE_NAMES for tgt in (dt, torch.float32)})
+
+
 @functools.cache
 def _module():
     import cupy
 
-    names = [f"membrane_mse<{t}>" for t in _TYPE_NAMES.values()]
     options = ("--std=c++17", f"-I{SOURCE.parent}")  # cuda_common.cuh beside the source
-    return cupy.RawModule(code=SOURCE.read_text(), options=options, name_expressions=names)
+    return cupy.RawModule(code=SOURCE.read_text(), options=options, name_expressions=name_expressions())
 
 
 def mse_forward(s: torch.Tensor, t: torch.Tensor, scale: float, need_grad: bool):
     """Same contract as ``mse_reference.mse_forward``."""
-    import cupy
-
-    if s.dtype not in _TYPE_NAMES or t.dtype != s.dtype:
-        raise TypeError(f"the cupy membrane MSE takes two float32/float16/bfloat16 tensors of one "
-                        f"dtype, got {s.dtype} and {t.dtype}")
-    s, t = s.contiguous(), t.contiguous()
+    if s.dtype not in _TYPE_NAMES or t.dtype not in _TYPE_NAMES:
+        raise TypeError(f"the cupy membrane MSE takes float32/float16/bfloat16 tensors, got {s.dtype} and {t.dtype}")
+    s, t = s.contiguous(), cuda_target(t, s.dtype)
     n = s.numel()
     blocks = max(1, min((n + THREADS - 1) // THREADS, MAX_BLOCKS))
     partial = torch.zeros(blocks, dtype=torch.float32, device=s.device)
     grad = torch.empty_like(s) if need_grad else None
     if n:
-        kernel = _module().get_function(f"membrane_mse<{_TYPE_NAMES[s.dtype]}>")
+        kernel = _module().get_function(_name(s.dtype, t.dtype))
         args = (np.uint64(s.data_ptr()), np.uint64(t.data_ptr()),
                 np.uint64(grad.data_ptr() if need_grad else 0), np.uint64(partial.data_ptr()),
                 np.int64(n), np.float32(scale), np.int32(need_grad))
-        with cupy.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream):
+        with cupy_on(s):
             kernel((blocks,), (THREADS,), args)
     return partial.sum(), grad
 

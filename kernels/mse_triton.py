@@ -13,6 +13,8 @@ import torch
 import triton
 import triton.language as tl
 
+from mdsnn_zoo.kernels.launch import on_device
+
 BLOCK = 4096
 
 
@@ -37,8 +39,9 @@ def mse_forward(s: torch.Tensor, t: torch.Tensor, scale: float, need_grad: bool)
     partial = torch.zeros(blocks, dtype=torch.float32, device=s.device)
     grad = torch.empty_like(s) if need_grad else None
     if n:
-        _mse_kernel[(blocks,)](s, t, grad if need_grad else s, partial, n, scale,
-                               WRITE_GRAD=need_grad, BLOCK=BLOCK, num_warps=8)
+        with on_device(s):
+            _mse_kernel[(blocks,)](s, t, grad if need_grad else s, partial, n, scale,
+                                   WRITE_GRAD=need_grad, BLOCK=BLOCK, num_warps=8)
     return partial.sum(), grad
 
 

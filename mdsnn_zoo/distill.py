@@ -209,7 +209,7 @@ class _MembraneMSE(torch.autograd.Function):
             n = max(s.numel(), 1)
             need = ctx.needs_input_grad[2 + i]
             with torch.autocast(s.device.type, enabled=False):
-                loss_sum, g = backend.forward(s, t.to(s.dtype), 2.0 / (n * n_layers), need)
+                loss_sum, g = backend.forward(s, t, 2.0 / (n * n_layers), need)
             total = total + loss_sum / n
             grads.append(g)
         ctx.with_grad = [g is not None for g in grads]

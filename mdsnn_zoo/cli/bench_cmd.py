@@ -1,4 +1,5 @@
-"""``mdsnn-zoo bench lif``: kernel throughput tables (the scripts in benchmarks/ call this too)."""
+"""``mdsnn-zoo bench lif|mse|train|aot``: kernel throughput tables, and the GPU kernels compiled ahead of
+time (the scripts in benchmarks/ call this too)."""
 
 from __future__ import annotations
 
@@ -44,6 +45,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--profile", type=int, default=0, metavar="STEPS",
                        help="also profile each float step over STEPS steps, list its top operators (default: 0, off)")
     train.add_argument("--out", type=Path, default=None)
+    aot = sub.add_parser("aot", help="compile every GPU kernel launch for sm_80/sm_90 with no GPU; registers, spills",
+                         description="Record every Triton launch the public API makes (on CPU tensors), compile "
+                         "each for sm_80 and sm_90, compile the CUDA C sources with NVRTC, and print each "
+                         "kernel's registers, spills, shared memory and load/store widths. Exits 1 on a compile "
+                         "error, a spill, or more registers than the limit on sm_90.")
+    aot.add_argument("--workers", type=int, default=2, help="compiler processes (default 2)")
+    aot.add_argument("--archs", type=lambda s: tuple(int(a) for a in s.split(",")), default=(80, 90),
+                     metavar="80,90", help="compute capabilities to compile for (default 80,90)")
+    aot.add_argument("--max-registers", type=int, default=128, help="per thread on sm_90 (default 128)")
+    aot.add_argument("--out", type=Path, default=None, help="also write the table to this file")
+    aot.add_argument("--json", type=Path, default=None, help="also write every result as JSON")
 
 
 def _cuda() -> bool:
@@ -53,6 +65,8 @@ def _cuda() -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.bench == "aot":
+        return _aot(args)
     import torch
 
     from mdsnn_zoo.bench import lif
@@ -64,9 +78,7 @@ def run(args: argparse.Namespace) -> int:
         tune_cpu_allocator()
         table = train.run(args.device, args.models, args.batch_size, args.amp, args.budget, args.profile)
         print(table)
-        if args.out:
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(table)
+        _write(args.out, table)
         return 0
     if args.bench == "mse":
         from mdsnn_zoo.bench import mse
@@ -74,9 +86,7 @@ def run(args: argparse.Namespace) -> int:
         tune_cpu_allocator()
         table = mse.run(args.device, args.sizes, budget_s=args.budget)
         print(table)
-        if args.out:
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(table)
+        _write(args.out, table)
         return 0
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -87,7 +97,35 @@ def run(args: argparse.Namespace) -> int:
     meta["machine"] += f"; allocator: {allocator}"
     table = lif.to_markdown(results, meta)
     print(table)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(table)
+    _write(args.out, table)
     return 0
+
+
+def _aot(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+    import os
+    import sys
+
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        print("mdsnn-zoo bench aot: unset TRITON_INTERPRET (the interpreter replaces the kernels it compiles)",
+              file=sys.stderr)
+        return 2
+    from mdsnn_zoo.bench import aot
+
+    results = aot.run(args.workers, args.archs)
+    table = aot.to_markdown(results, args.max_registers)
+    print(table)
+    _write(args.out, table)
+    if args.json:
+        _write(args.json, json.dumps([dataclasses.asdict(r) for r in results], indent=1))
+    problems = aot.problems(results, args.max_registers)
+    for line in problems:
+        print(f"FAIL {line}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def _write(path: Path | None, text: str) -> None:
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
