@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# One GPU session's checks, within about 10 minutes on an H100/H200: the GPU tests (Triton and CuPy
-# kernels against the torch reference on the device) and the kernel benchmarks. Results go to
-# $OUT (the device tool's folder) or benchmarks/results/.
+# One GPU session's checks, within about 10 minutes on an H100/H200: first the kernels compiled ahead
+# of time with the card's own Triton (a compile error shows in the first minute, not in the tests),
+# then the GPU tests (Triton and CuPy kernels against the torch reference on the device) and the
+# kernel benchmarks. Results go to $OUT (the device tool's folder) or benchmarks/results/.
+# Run `mdsnn-zoo bench aot` here first: it needs no GPU.
 #
 # Here, first:  bash ../shared/gpu/fetch-wheels.sh   (SpikingJelly's wheels, into .whl/)
 # Device call:  carry [".whl"], command "bash benchmarks/gpu_check.sh", timeout_s about 600.
@@ -22,8 +24,12 @@ card=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr ' ' '_')
 echo "== $card, $(date -u +%FT%TZ)"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 
+echo "== kernels compiled ahead of time (registers, spills)"
+timeout 150 python3 -m mdsnn_zoo bench aot --workers 8 --out "$out/kernel_resources_${card}.md" > "$out/aot.log"
+echo "exit $?"; head -3 "$out/aot.log"
+
 echo "== GPU tests"
-timeout 240 python3 -m pytest -q -x -p no:cacheprovider tests/test_lif_kernels.py tests/test_neuron.py 2>&1 | tail -25
+timeout 240 python3 -m pytest -q -x -p no:cacheprovider tests/test_lif_kernels.py tests/test_neuron.py tests/test_distill.py 2>&1 | tail -25
 
 echo "== LIF benchmark"
 timeout 300 python3 -m mdsnn_zoo bench lif --device cuda --budget 0.2 --out "$out/lif_${card}.md" | tail -60

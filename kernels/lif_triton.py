@@ -9,16 +9,26 @@ block. Equations, grid and gradients: ``lif_reference.py``; this file computes t
 Bytes moved per element and step (fp32 x, T steps): forward reads x (4) and writes spikes (4) plus
 H (4, float membrane) or code + residual (1 + 2, quantized); backward reads the spike gradient (4)
 and H or code + residual, and writes the input gradient (4). The state v is read and written once
-per neuron, not once per step.
+per neuron, not once per step (``mdsnn_zoo.bench.lif.bytes_moved`` counts both).
 
-Sizes are runtime arguments with masks: a new batch size neither recompiles nor re-tunes (there
-is no autotuning; BLOCK is fixed). T, the flags and the dtype are compile-time constants. Inputs
-may have any stride between time steps and stride 1 or 0 inside a step (so the stride-0 gradient
-of ``.sum().backward()`` is read without a copy); other layouts are made contiguous first.
+Shape of the code: the time loop is a loop (``tl.range``), not unrolled, and each step issues the
+next step's loads before its own stores, so one step's values (and the next step's loads) live in
+registers whatever T is: at most 128 registers a thread on sm_90 in every configuration the library
+launches, none spilling (``mdsnn-zoo bench aot`` holds them to it; unrolled, they reached 255). A
+program handles 128 threads x one 128-bit vector (4 float32 or 8 float16/bfloat16 neurons) when every
+step starts 16-element aligned, else 2 neurons a thread (``block_size``). Step offsets are 64-bit
+(``_step_offset``): (T - 1) x M may pass 2^31.
+
+Sizes and T are runtime arguments with masks: a new batch size or T neither recompiles nor re-tunes
+(there is no autotuning). The flags, the dtype and the block are compile-time constants. Inputs may
+have any stride between time steps and stride 1 or 0 inside a step (so the stride-0 gradient of
+``.sum().backward()`` is read without a copy); other layouts are made contiguous first. A membrane
+target (the teacher's) is read in its own dtype and widened to float32 (``launch.py``).
 
 Dtypes: float32, float16, bfloat16 in and out; arithmetic and state in float32. Divisions in the
 forward pass are IEEE (``div_rn``), as in the reference, so that spikes and codes agree bit for
-bit. Runs on CUDA tensors, and on CPU tensors under ``TRITON_INTERPRET=1`` (tests).
+bit. Runs on CUDA tensors, and on CPU tensors under ``TRITON_INTERPRET=1`` (tests). Compiled ahead
+of time for sm_80 and sm_90 by the tests with Triton 3.8; not yet run on a GPU by this project.
 Differences from the reference: none in the forward; the backward sums Δ's gradient per block
 first, so it differs from the reference's order of summation by float rounding.
 """

@@ -217,9 +217,10 @@ def drive_mse(launches: Launches) -> None:
                 loss.backward()
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
 class Job:
-    """One compile: a kernel specialised for one target, as ``JITFunction.run`` would build it."""
+    """One compile: a kernel specialised for one target, as ``JITFunction.run`` would build it, and the
+    launches it serves (``origins``: several scenarios share a binary when they differ only in sizes or T)."""
 
     kernel: str
     arch: int
@@ -227,7 +228,7 @@ class Job:
     constexprs: dict
     attrs: dict
     options: dict
-    origin: str
+    origins: list[str]
 
     def key(self) -> tuple:
         return (self.kernel, self.arch, repr(sorted(self.signature.items())), repr(sorted(self.constexprs.items())),
@@ -248,8 +249,10 @@ def jobs_for(launches: list[Launch], archs: tuple[int, ...] = ARCHS) -> list[Job
             binder = create_function_from_signature(k.signature, k.params, backend)
             bound, spec, opts = binder(*launch.args, **launch.kwargs)
             options, signature, constexprs, attrs = k._pack_args(backend, dict(launch.kwargs), bound, spec, opts)
-            job = Job(launch.kernel, arch, signature, constexprs, attrs, dict(options.__dict__), launch.origin)
-            jobs.setdefault(job.key(), job)
+            job = Job(launch.kernel, arch, signature, constexprs, attrs, dict(options.__dict__), [])
+            job = jobs.setdefault(job.key(), job)
+            if launch.origin not in job.origins:
+                job.origins.append(launch.origin)
     return list(jobs.values())
 
 
@@ -259,7 +262,7 @@ class Resources:
 
     kernel: str
     arch: int
-    origin: str
+    origins: list[str]
     registers: int = -1
     spill_bytes: int = -1  # local memory per thread: > 0 means registers spilled
     shared_bytes: int = -1
@@ -269,6 +272,11 @@ class Resources:
     narrow_offsets: int = 0  # vector address computations in fewer than 64 bits (Triton TTIR)
     error: str = ""
     seconds: float = 0.0
+
+    def configuration(self) -> str:
+        """The first launch this binary serves, and how many more share it."""
+        more = f" (+{len(self.origins) - 1} more)" if len(self.origins) > 1 else ""
+        return (self.origins[0] if self.origins else "") + more
 
     def warps_per_sm(self) -> int:
         """Theoretical resident warps per SM on an H100 (sm_90): 64K registers allocated per warp in
@@ -332,7 +340,7 @@ def compile_job(job: Job) -> Resources:
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    res = Resources(job.kernel, job.arch, job.origin, num_warps=job.options.get("num_warps", 4))
+    res = Resources(job.kernel, job.arch, job.origins, num_warps=job.options.get("num_warps", 4))
     start = time.perf_counter()
     try:
         src = ASTSource(_kernel(job.kernel), job.signature, job.constexprs, job.attrs)
@@ -355,7 +363,7 @@ def _compile_isolated(job: Job) -> Resources:
         return pickle.loads(done.stdout)
     tail = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
     error = f"compiler process died ({done.returncode}): {tail[0]}"
-    return Resources(job.kernel, job.arch, job.origin, error=error[:300])
+    return Resources(job.kernel, job.arch, job.origins, error=error[:300])
 
 
 def _compile_env() -> dict:
@@ -421,8 +429,14 @@ def compile_cuda_source(path: str, names: list[str], arch: int) -> tuple[bytes, 
     return cubin, lowered
 
 
-def cuda_c_resources(archs: tuple[int, ...] = ARCHS) -> list[Resources]:
-    """Every CUDA C instantiation compiled for each target, with its resources (256 threads a block)."""
+def cuda_c_resources(archs: tuple[int, ...] = ARCHS, log=print) -> list[Resources]:
+    """Every CUDA C instantiation compiled for each target, with its resources (256 threads a block);
+    none where NVRTC's Python bindings (``cuda-bindings``, which CUDA builds of torch bring) are missing."""
+    try:
+        from cuda.bindings import nvrtc  # noqa: F401
+    except ImportError:
+        log("# CUDA C not compiled: no cuda.bindings.nvrtc here (pip install cuda-bindings)")
+        return []
     out = []
     for path, names in cuda_c_names().items():
         for arch in archs:
@@ -431,10 +445,10 @@ def cuda_c_resources(archs: tuple[int, ...] = ARCHS) -> list[Resources]:
                 cubin, lowered = compile_cuda_source(path, names, arch)
                 info = read_cubin(cubin)
             except Exception as exc:
-                out.append(Resources(Path(path).name, arch, "", error=f"{type(exc).__name__}: {exc}"[:300]))
+                out.append(Resources(Path(path).name, arch, [], error=f"{type(exc).__name__}: {exc}"[:300]))
                 continue
             for name, symbol in lowered.items():
-                out.append(Resources(f"{Path(path).name}:{name}", arch, "cupy.RawModule", num_warps=8,
+                out.append(Resources(f"{Path(path).name}:{name}", arch, ["cupy.RawModule"], num_warps=8,
                                      seconds=time.perf_counter() - start, **info[symbol]))
     return out
 
@@ -449,7 +463,7 @@ def run(workers: int = 2, archs: tuple[int, ...] = ARCHS, log=print) -> list[Res
     jobs = jobs_for(launches, archs)
     log(f"# {len(launches)} launches recorded, {len(jobs)} distinct compiles for sm_{', sm_'.join(map(str, archs))}")
     results = compile_jobs(jobs, workers)
-    results += cuda_c_resources(archs)
+    results += cuda_c_resources(archs, log)
     log(f"# compiled in {time.perf_counter() - start:.0f} s")
     return results
 
@@ -458,7 +472,7 @@ def problems(results: list[Resources], max_registers: int = MAX_REGISTERS) -> li
     """What the gate fails on: compile errors, spills, more than ``max_registers`` on sm_90, narrow offsets."""
     out = []
     for r in results:
-        where = f"{r.kernel} sm_{r.arch} [{r.origin}]"
+        where = f"{r.kernel} sm_{r.arch} [{r.configuration()}]"
         if r.error:
             out.append(f"{where}: {r.error}")
             continue
@@ -478,12 +492,12 @@ def to_markdown(results: list[Resources], max_registers: int = MAX_REGISTERS) ->
     header = ["kernel", "arch", "configuration", "regs", "spill B", "shared B", "warps/SM (H100)", "loads (bits)",
               "stores (bits)", "compile s"]
     rows = []
-    for r in sorted(results, key=lambda r: (r.kernel, r.arch, r.origin)):
+    for r in sorted(results, key=lambda r: (r.kernel, r.arch, r.origins)):
         name = r.kernel.split(":")[-1].lstrip("_")
         if r.error:
-            rows.append([name, f"sm_{r.arch}", r.origin, "error", "", "", "", "", r.error, ""])
+            rows.append([name, f"sm_{r.arch}", r.configuration(), "error", "", "", "", "", r.error, ""])
             continue
-        rows.append([name, f"sm_{r.arch}", r.origin, str(r.registers), str(r.spill_bytes), str(r.shared_bytes),
+        rows.append([name, f"sm_{r.arch}", r.configuration(), str(r.registers), str(r.spill_bytes), str(r.shared_bytes),
                      str(r.warps_per_sm()) if r.arch == 90 else "", r.loads, r.stores, f"{r.seconds:.1f}"])
     from mdsnn_zoo.bench.common import markdown_table
 

@@ -115,10 +115,10 @@ def _aot(args: argparse.Namespace) -> int:
 
     results = aot.run(args.workers, args.archs)
     table = aot.to_markdown(results, args.max_registers)
-    print(table)
     _write(args.out, table)
     if args.json:
         _write(args.json, json.dumps([dataclasses.asdict(r) for r in results], indent=1))
+    print(table)
     problems = aot.problems(results, args.max_registers)
     for line in problems:
         print(f"FAIL {line}", file=sys.stderr)
