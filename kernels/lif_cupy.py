@@ -44,10 +44,6 @@ def _module():
     return cupy.RawModule(code=SOURCE.read_text(), options=options, name_expressions=name_expressions())
 
 
-def _kernel(kind: str, dtype: torch.dtype, target: torch.Tensor | None):
-    if dtype not in _TYPE_NAMES:
-        raise TypeError(f"the cupy LIF kernels take float32, float16 or bfloat16, not {dtype}")
-    return _module().get_function(_name(kind, dtype, None if target is None else target.dtype))
 
 
 def _blocks(n: int) -> int:
@@ -55,8 +51,13 @@ def _blocks(n: int) -> int:
     return max(1, min((n + THREADS - 1) // THREADS, 65535 * 8))
 
 
-def _launch(kernel, like: torch.Tensor, n: int, args: tuple) -> None:
-    with cupy_on(like):
+def _launch(kind: str, dtype: torch.dtype, target: torch.Tensor | None, like: torch.Tensor, n: int,
+            args: tuple) -> None:
+    """Run ``lif_<kind>`` for input ``dtype`` (and ``target``'s dtype) on ``like``'s device, over ``n`` neurons."""
+    if dtype not in _TYPE_NAMES:
+        raise TypeError(f"the cupy LIF kernels take float32, float16 or bfloat16, not {dtype}")
+    with cupy_on(like):  # the module is loaded on, and the kernel runs on, that device
+        kernel = _module().get_function(_name(kind, dtype, None if target is None else target.dtype))
         kernel((_blocks(n),), (THREADS,), args)
 
 
@@ -99,7 +100,7 @@ def forward(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, p: LI
                 np.float32(p.tau), np.float32(p.v_threshold), np.float32(p.reset_value),
                 np.float32(p.reset_value - p.v_threshold), *_flags(p), np.int32(out.write_h),
                 np.int32(out.write_state), np.int32(target is not None), *_grid_range(p))
-        _launch(_kernel("fwd", x.dtype, target), x, M, args)
+        _launch("fwd", x.dtype, target, x, M, args)
     return out.outputs(need_h, save, partial.sum() if partial is not None else None)
 
 
@@ -131,5 +132,5 @@ def backward(grad_s, grad_v, grad_h, state, frac, delta, p: LIFParams, out_dtype
                 np.int32(SURROGATES.index(p.surrogate)), np.int32(quant and p.surrogate_shift is not None),
                 np.int32(grad_v is not None),
                 np.int32(grad_h is not None), np.int32(target is not None), *_grid_range(p))
-        _launch(_kernel("bwd", out_dtype, target), state, M, args)
+        _launch("bwd", out_dtype, target, state, M, args)
     return grad_x, grad_v0, (partial.sum() if quant else None)

@@ -19,8 +19,9 @@ program handles 128 threads x one 128-bit vector (4 float32 or 8 float16/bfloat1
 step starts 16-element aligned, else 2 neurons a thread (``block_size``). Step offsets are 64-bit
 (``_step_offset``): (T - 1) x M may pass 2^31.
 
-Sizes and T are runtime arguments with masks: a new batch size or T neither recompiles nor re-tunes
-(there is no autotuning). The flags, the dtype and the block are compile-time constants. Inputs may
+Sizes and T are runtime arguments with masks, and there is no autotuning: a new batch size or T
+compiles nothing new, except that Triton specialises on M being a multiple of 16 (which also picks
+the block) or 1. The flags, the dtypes and the block are compile-time constants. Inputs may
 have any stride between time steps and stride 1 or 0 inside a step (so the stride-0 gradient of
 ``.sum().backward()`` is read without a copy); other layouts are made contiguous first. A membrane
 target (the teacher's) is read in its own dtype and widened to float32 (``launch.py``).

@@ -63,12 +63,13 @@ def test_the_gate_covers_every_kernel_target_and_option(gate):
             assert {(n, arch) for n in names} <= compiled
     origins = " ".join(o + " " for r in results for o in r["origins"])
     for level in ("float32", "float16", "bfloat16", "T=1 ", "T=16", "float ", "soft", "hard", "nodecay", "detach",
-                  "shift=", "grad=sum", "grad=random", "grad=none", "grad_v", "grad_h", "target=", "unaligned",
+                  "shift=", "grad=sum", "grad=random", "grad=none", " grad_v ", "grad_h", "target=", "unaligned",
                   *[f"U{b} " for b in range(2, 9)], *aot.SURROGATE_CLASSES):
         assert level in origins, level
     # 128-bit loads and stores on the hot training configurations
     def hot(origin: str) -> bool:
-        return origin.startswith(("float32 T=4 ", "bfloat16 T=10 ")) and "grad=random M=4096" in origin
+        words = set(origin.split())
+        return origin.startswith(("float32 T=4 ", "bfloat16 T=10 ")) and {"grad=random", "M=4096"} <= words
 
     served = [r for r in results if r["arch"] == 90 and "_lif_" in r["kernel"] and any(map(hot, r["origins"]))]
     assert {o for r in served for o in r["origins"] if hot(o)} == {s.label() for s in aot.scenarios() if hot(s.label())}
@@ -106,7 +107,12 @@ def test_narrow_offsets_reads_the_integer_width_of_vector_addresses():
     wide = ("%5 = tt.addptr %4, %3 : tensor<512x!tt.ptr<f32>>, tensor<512xi64> loc(#loc1)\n"
             "%6 = tt.addptr %arg0, %c : !tt.ptr<f32>, i32 loc(#loc2)\n")  # a scalar pointer: one address
     narrow = "%7 = tt.addptr %4, %2 : tensor<1024x!tt.ptr<bf16>>, tensor<1024xi32> loc(#loc3)\n"
+    # the old kernels: t * M in 32 bits (M an i32 argument), widened only afterwards
+    wrapped = ("%c3_i32 = arith.constant 3 : i32 loc(#loc4)\n%8 = arith.muli %arg12, %c3_i32 : i32 loc(#loc4)\n"
+               "%9 = arith.extsi %8 : i32 to i64 loc(#loc4)\n")
     assert aot._narrow_offsets(wide) == 0 and aot._narrow_offsets(wide + narrow) == 1
+    assert aot._narrow_offsets(wrapped) == 1
+    assert aot._narrow_offsets("%10 = arith.muli %9, %c512_i64 : i64 loc(#loc5)\n") == 0
 
 
 @triton.jit

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
@@ -72,7 +72,8 @@ class Scenario:
                  self.surrogate]
         parts += ["detach"] if self.detach else []
         parts += [f"shift={self.shift}"] if self.shift is not None else []
-        parts += [f"grad={self.grads}"] + (["grad_v"] if self.chunks > 1 else []) + (["grad_h"] if self.h_grad else [])
+        parts += [f"grad={self.grads}"] + ([f"chunks={self.chunks}"] if self.chunks > 1 else [])
+        parts += ["grad_h"] if self.h_grad else []
         parts += [f"target={self.target}"] if self.target else []
         m = 1
         for n in self.shape:
@@ -144,7 +145,8 @@ def record() -> Iterator[Launches]:
 
     def recorder(name: str):
         def run(*args, grid, warmup, **kwargs):
-            launches.append(Launch(name, args, kwargs, launches.origin))
+            gets_v = " grad_v" if kwargs.get("HAS_GV") else ""  # only the first of two chunks gets one
+            launches.append(Launch(name, args, kwargs, launches.origin + gets_v))
         return run
 
     saved = dict(backends.BACKENDS)
@@ -201,20 +203,23 @@ def drive(s: Scenario, launches: Launches) -> None:
 
 
 def drive_mse(launches: Launches) -> None:
-    """``membrane_mse`` on the triton backend: each dtype, with and without a gradient, odd sizes."""
+    """``membrane_mse`` on the triton backend: each dtype, a teacher of that dtype or float32, with and
+    without a gradient, a 16-aligned size and an odd one."""
     import torch
 
     from mdsnn_zoo.distill import membrane_mse
 
     for dtype in (torch.float32, torch.float16, torch.bfloat16):
-        for grad in (True, False):
-            launches.origin = f"membrane_mse {str(dtype)[6:]} grad={grad}"
-            s = {"a": torch.randn(4, 5, 77, dtype=dtype, requires_grad=grad),
-                 "b": torch.randn(4, 8, 16, dtype=dtype, requires_grad=grad)}
-            t = {k: torch.randn_like(v, dtype=torch.float32) for k, v in s.items()}
-            loss = membrane_mse(s, t, backend="triton")
-            if grad:
-                loss.backward()
+        for teacher in sorted({dtype, torch.float32}, key=str):
+            for grad in (True, False):
+                for shape in ((4, 8, 16), (4, 5, 77)):
+                    n = shape[0] * shape[1] * shape[2]
+                    launches.origin = (f"membrane_mse {str(dtype)[6:]} teacher={str(teacher)[6:]} grad={grad} n={n}"
+                                       + ("" if n % 16 == 0 else " (unaligned)"))
+                    s = {"a": torch.randn(shape, dtype=dtype, requires_grad=grad)}
+                    loss = membrane_mse(s, {"a": torch.randn(shape, dtype=teacher)}, backend="triton")
+                    if grad:
+                        loss.backward()
 
 
 @dataclasses.dataclass
@@ -280,12 +285,13 @@ class Resources:
 
     def warps_per_sm(self) -> int:
         """Theoretical resident warps per SM on an H100 (sm_90): 64K registers allocated per warp in
-        units of 256, at most 64 warps and 32 blocks, 228 KiB shared memory with 1 KiB reserved a block."""
+        units of 256, at most 64 warps and 32 blocks, 228 KiB shared memory (cuobjdump's figure for sm_90
+        already holds the 1 KiB reserved a block)."""
         if self.registers <= 0 or not self.num_warps:
             return 0
         per_warp = -(-self.registers * 32 // 256) * 256
         by_regs = 65536 // (per_warp * self.num_warps)
-        by_shared = 233472 // (self.shared_bytes + 1024)
+        by_shared = 233472 // max(self.shared_bytes, 1024)
         return min(by_regs, by_shared, 64 // self.num_warps, 32) * self.num_warps
 
 
@@ -325,11 +331,14 @@ def _widths(sass: str, op: str) -> str:
 
 
 def _narrow_offsets(ttir: str) -> int:
-    """Vector ``tt.addptr`` whose offsets are not 64-bit: each could wrap past 2^31 elements."""
+    """Address arithmetic that could wrap past 2^31 elements: vector ``tt.addptr`` with offsets that are
+    not 64-bit, and any 32-bit integer multiply (a step offset ``t * M`` computed in 32 bits, then widened)."""
     count = 0
     for line in ttir.splitlines():
         m = re.search(r"tt\.addptr .*: tensor<[^>]*!tt\.ptr<[^>]*>>, tensor<\w*?x(i\d+)>", line)
         if m and m.group(1) != "i64":
+            count += 1
+        elif re.search(r"arith\.muli .*: (?:tensor<\w*?x)?i32\b", line):
             count += 1
     return count
 
@@ -366,11 +375,13 @@ def _compile_isolated(job: Job) -> Resources:
     return Resources(job.kernel, job.arch, job.origins, error=error[:300])
 
 
+# What would hide a compile error: the interpreter (kernels become Python), and leave to read plain
+# module globals (not part of Triton's cache key either).
+_HIDING = ("TRITON_INTERPRET", "TRITON_ALLOW_NON_CONSTEXPR_GLOBALS")
+
+
 def _compile_env() -> dict:
-    env = dict(os.environ)
-    env.pop("TRITON_INTERPRET", None)
-    env.pop("TRITON_ALLOW_NON_CONSTEXPR_GLOBALS", None)  # not part of Triton's cache key
-    return env
+    return {k: v for k, v in os.environ.items() if k not in _HIDING}
 
 
 def compile_jobs(jobs: list[Job], workers: int = 2) -> list[Resources]:
@@ -429,14 +440,15 @@ def compile_cuda_source(path: str, names: list[str], arch: int) -> tuple[bytes, 
     return cubin, lowered
 
 
-def cuda_c_resources(archs: tuple[int, ...] = ARCHS, log=print) -> list[Resources]:
-    """Every CUDA C instantiation compiled for each target, with its resources (256 threads a block);
-    none where NVRTC's Python bindings (``cuda-bindings``, which CUDA builds of torch bring) are missing."""
+def cuda_c_resources(archs: tuple[int, ...] = ARCHS) -> list[Resources]:
+    """Every CUDA C instantiation compiled for each target, with its resources (256 threads a block), or
+    an error where NVRTC's Python bindings (``cuda-bindings``, which CUDA builds of torch bring) are missing."""
     try:
         from cuda.bindings import nvrtc  # noqa: F401
     except ImportError:
-        log("# CUDA C not compiled: no cuda.bindings.nvrtc here (pip install cuda-bindings)")
-        return []
+        missing = "not compiled: no cuda.bindings.nvrtc here (pip install cuda-bindings)"
+        return [Resources(f"{Path(path).name}:{name}", arch, [], error=missing)
+                for path, names in cuda_c_names().items() for name in names for arch in archs]
     out = []
     for path, names in cuda_c_names().items():
         for arch in archs:
@@ -453,8 +465,10 @@ def cuda_c_resources(archs: tuple[int, ...] = ARCHS, log=print) -> list[Resource
     return out
 
 
-def run(workers: int = 2, archs: tuple[int, ...] = ARCHS, log=print) -> list[Resources]:
+def run(workers: int = 2, archs: tuple[int, ...] = ARCHS, log: Callable[[str], object] = print) -> list[Resources]:
     """Record every scenario's launches, compile them for ``archs``, then the CUDA C sources."""
+    for name in _HIDING:  # for this process and the compiler processes it starts
+        os.environ.pop(name, None)
     start = time.perf_counter()
     with record() as launches:
         for s in scenarios():
@@ -463,7 +477,7 @@ def run(workers: int = 2, archs: tuple[int, ...] = ARCHS, log=print) -> list[Res
     jobs = jobs_for(launches, archs)
     log(f"# {len(launches)} launches recorded, {len(jobs)} distinct compiles for sm_{', sm_'.join(map(str, archs))}")
     results = compile_jobs(jobs, workers)
-    results += cuda_c_resources(archs, log)
+    results += cuda_c_resources(archs)
     log(f"# compiled in {time.perf_counter() - start:.0f} s")
     return results
 

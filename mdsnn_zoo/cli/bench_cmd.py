@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mdsnn_zoo.bench import aot as aot_module  # constants only: its heavy imports happen when it runs
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
@@ -51,9 +53,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          "kernel's registers, spills, shared memory and load/store widths. Exits 1 on a compile "
                          "error, a spill, or more registers than the limit on sm_90.")
     aot.add_argument("--workers", type=int, default=2, help="compiler processes (default 2)")
-    aot.add_argument("--archs", type=lambda s: tuple(int(a) for a in s.split(",")), default=(80, 90),
+    aot.add_argument("--archs", type=lambda s: tuple(int(a) for a in s.split(",")), default=aot_module.ARCHS,
                      metavar="80,90", help="compute capabilities to compile for (default 80,90)")
-    aot.add_argument("--max-registers", type=int, default=128, help="per thread on sm_90 (default 128)")
+    aot.add_argument("--max-registers", type=int, default=aot_module.MAX_REGISTERS,
+                     help="per thread on sm_90 (default 128)")
     aot.add_argument("--out", type=Path, default=None, help="also write the table to this file")
     aot.add_argument("--json", type=Path, default=None, help="also write every result as JSON")
 
