@@ -12,6 +12,7 @@ dimension, so a new batch size does not recompile. First call: some seconds of C
 from __future__ import annotations
 
 import functools
+import logging
 import warnings
 
 import torch
@@ -23,6 +24,17 @@ from mdsnn_zoo.kernels.lif_reference import LIFParams
 # inductor's C++ backend warns of the mix at every compilation.
 warnings.filterwarnings("ignore", message="bf16 and fp16 are mixed in the scheduler node",
                         category=UserWarning, module=r"torch\._inductor")
+
+
+class _NoCudaRuntimeNote(logging.Filter):
+    """Drops torch's "No CUDA runtime is found, using CUDA_HOME=..." (logged when inductor first loads
+    its C++ tooling on a machine with a CUDA toolkit and no GPU): compiling for the CPU needs no CUDA."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("No CUDA runtime is found")
+
+
+logging.getLogger("torch.utils.cpp_extension").addFilter(_NoCudaRuntimeNote())
 
 
 @functools.cache
