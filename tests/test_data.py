@@ -283,3 +283,27 @@ def test_image_folder_errors_name_the_file_or_folder(image_folder, tmp_path):
     (tmp_path / "empty" / "train" / "a").mkdir(parents=True)
     with pytest.raises(DatasetNotFoundError, match="has class folders but no images"):
         get_dataset("imagefolder", "train", root=tmp_path / "empty", channels=1, size=4)
+
+
+def test_augmentation_pads_and_erases_with_the_images_background():
+    """Black after normalisation, per channel: a black image stays black, whatever is cropped or erased."""
+    from mdsnn_zoo.data._base import TensorImageDataset
+    from mdsnn_zoo.data._registry import _SPECS
+    from mdsnn_zoo.data.batching import augment_batch, background
+
+    info = _SPECS["cifar10"].info
+    images = torch.zeros(64, 3, 32, 32, dtype=torch.uint8)
+    images[32:] = 255  # white
+    ds = TensorImageDataset(images, torch.zeros(64), info)
+    x, _ = ds.batch(torch.arange(64))
+    bg = background(ds)
+    assert bg.shape == (3,) and torch.equal(x[0, :, 0, 0], bg) and (bg < 0).all()
+    out = augment_batch(x, torch.Generator().manual_seed(0), pad=4, erase_p=1.0, fill=bg)
+    assert torch.equal(out[:32], x[:32])  # black, padded and erased with black
+    white = out[32:].permute(0, 2, 3, 1).reshape(-1, 3)
+    is_bg, is_white = (white == bg).all(1), (white == x[32, :, 0, 0]).all(1)
+    assert (is_bg | is_white).all() and is_bg.any()  # nothing but the image and its background
+    frames = torch.ones(8, 5, 2, 16, 16)  # event frames: padded and erased with 0, no events
+    moved = augment_batch(frames, torch.Generator().manual_seed(1), erase_p=1.0, fill=background(frames))
+    assert set(moved.unique().tolist()) == {0.0, 1.0}
+    assert background(TensorImageDataset(images, torch.zeros(64), info, normalize=False)).eq(0).all()

@@ -25,6 +25,12 @@ class _ImageDataset(Dataset):
         self._mean = torch.tensor(info.mean, dtype=torch.float32).view(c, 1, 1)
         self._std = torch.tensor(info.std, dtype=torch.float32).view(c, 1, 1)
 
+    def background(self) -> torch.Tensor:
+        """``[C]`` float32: a black pixel as this data set gives it (normalised as every image is), what
+        augmentation pads and erases with."""
+        black = torch.zeros_like(self._mean)
+        return ((black - self._mean) / self._std if self.normalize else black).view(-1)
+
     def _to_float(self, image: torch.Tensor) -> torch.Tensor:
         x = image.to(torch.float32).div_(255.0)  # [C, H, W] in [0, 1]
         if self.normalize:

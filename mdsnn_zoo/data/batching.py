@@ -14,7 +14,6 @@ import math
 from collections.abc import Iterator
 
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from mdsnn_zoo.errors import InvalidValueError
@@ -66,18 +65,31 @@ class Batches:
             yield x, torch.as_tensor(y, dtype=torch.int64)
 
 
+def background(dataset: Dataset) -> torch.Tensor | float:
+    """What a data set's empty pixel is: ``[C]`` float32, a black pixel after its normalisation, for
+    image sets that say (``dataset.background()``); else 0.0 (event frames: no events)."""
+    fn = getattr(dataset, "background", None)
+    return fn() if callable(fn) else 0.0
+
+
 def augment_batch(x: torch.Tensor, gen: torch.Generator, pad: int = 2, flip: bool = True,
-                  erase_p: float = 0.25) -> torch.Tensor:
-    """Random crop (zero padding ``pad``), horizontal flip and random erasing, per sample, batched.
+                  erase_p: float = 0.25, fill: torch.Tensor | float = 0.0) -> torch.Tensor:
+    """Random crop (padding ``pad``), horizontal flip and random erasing, per sample, batched.
 
     ``x: [N, C, H, W]`` float (normalised images), or ``[N, T, C, H, W]`` event frames (each sample's
-    frames moved, flipped and erased alike); draws from ``gen`` only, so it replays on resume.
+    frames moved, flipped and erased alike); draws from ``gen`` only, so it replays on resume. The
+    padding and the erased patches take ``fill``: a number, or ``[C]`` per channel (``background``:
+    a black pixel after normalisation, not the normalised mean grey that 0 would be).
     """
+    fill = torch.as_tensor(fill, dtype=x.dtype, device=x.device)
     if x.ndim == 5:
         n, t, c, h, w = x.shape
-        return augment_batch(x.reshape(n, t * c, h, w), gen, pad, flip, erase_p).view(n, t, c, h, w)
+        fill = fill.expand(c).repeat(t) if fill.ndim else fill  # [T * C]: each frame's channels
+        return augment_batch(x.reshape(n, t * c, h, w), gen, pad, flip, erase_p, fill).view(n, t, c, h, w)
     n, c, h, w = x.shape
-    padded = F.pad(x, (pad, pad, pad, pad))
+    fill = fill.expand(c).view(1, c, 1, 1)
+    padded = fill.expand(n, c, h + 2 * pad, w + 2 * pad).clone()
+    padded[:, :, pad:pad + h, pad:pad + w] = x
     dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
     dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
     rows = (dy[:, None] + torch.arange(h)[None, :])[:, None, :, None].expand(n, c, h, w)
@@ -97,5 +109,5 @@ def augment_batch(x: torch.Tensor, gen: torch.Generator, pad: int = 2, flip: boo
         ys, xs = torch.arange(h)[None, :], torch.arange(w)[None, :]
         inside = ((ys >= y0[:, None]) & (ys < (y0 + eh)[:, None]))[:, :, None] & \
                  ((xs >= x0[:, None]) & (xs < (x0 + ew)[:, None]))[:, None, :]
-        out = out.masked_fill((inside & apply[:, None, None])[:, None], 0.0)
+        out = torch.where((inside & apply[:, None, None])[:, None], fill, out)
     return out
