@@ -1,8 +1,9 @@
-"""Write the README's zoo, MD-gain and cost tables, and the accuracy-against-EDAP figure, from the zoo's
-metadata (never typed by hand).
+"""Write the zoo, MD-gain and cost tables, and the accuracy-against-EDAP figure, from the zoo's metadata
+(never typed by hand). Each table goes between its markers, in whichever of FILES holds them: the zoo table
+in README.md, the gain table in docs/training.md, the cost table in docs/hardware_cost.md.
 
-    python recipes/zoo_table.py          # rewrite the tables between their markers in README.md
-    python recipes/zoo_table.py --check  # exit 1 if README.md's tables are out of date
+    python recipes/zoo_table.py          # rewrite the tables between their markers
+    python recipes/zoo_table.py --check  # exit 1 if a file's tables are out of date
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from pathlib import Path
 from mdsnn_zoo.cli.list_cmd import format_size
 from mdsnn_zoo.zoo.registry import get_weights, list_models
 
-README = Path(__file__).resolve().parent.parent / "README.md"
-FIGURE = README.parent / "docs" / "accuracy_vs_edap.png"
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+FILES = (README, ROOT / "docs" / "training.md", ROOT / "docs" / "hardware_cost.md")  # where the markers are
+FIGURE = ROOT / "docs" / "accuracy_vs_edap.png"
 BEGIN, END = "<!-- zoo-table:begin -->", "<!-- zoo-table:end -->"
 COST_BEGIN, COST_END = "<!-- cost-table:begin -->", "<!-- cost-table:end -->"
 GAIN_BEGIN, GAIN_END = "<!-- gain-table:begin -->", "<!-- gain-table:end -->"
@@ -108,9 +111,12 @@ def _replace(text: str, begin: str, end: str, body: str) -> str:
     return f"{head}{begin}\n{body}\n{end}{tail}"
 
 
+TABLES = ((BEGIN, END, table), (GAIN_BEGIN, GAIN_END, gain_table), (COST_BEGIN, COST_END, cost_table))
+
+
 def render(text: str) -> str:
-    text = _replace(text, BEGIN, END, table())
-    for begin, end, body in ((GAIN_BEGIN, GAIN_END, gain_table), (COST_BEGIN, COST_END, cost_table)):
+    """The text with every table whose markers it holds rewritten."""
+    for begin, end, body in TABLES:
         if begin in text:
             text = _replace(text, begin, end, body())
     return text
@@ -120,16 +126,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args()
-    text = README.read_text()
-    if BEGIN not in text or END not in text:
-        sys.exit(f"{README} lacks the markers {BEGIN} and {END}")
-    new = render(text)
+    texts = {path: path.read_text() for path in FILES}
+    for begin, end, _ in TABLES:
+        if not any(begin in text and end in text for text in texts.values()):
+            sys.exit(f"none of {', '.join(p.name for p in FILES)} holds the markers {begin} and {end}")
+    rendered = {path: render(text) for path, text in texts.items()}
+    stale = [path for path in FILES if rendered[path] != texts[path]]
     if args.check:
-        if new != text:
-            print("README.md's zoo table is out of date: run python recipes/zoo_table.py")
-            return 1
-        return 0
-    README.write_text(new)
+        for path in stale:
+            print(f"{path.relative_to(ROOT)}'s tables are out of date: run python recipes/zoo_table.py")
+        return 1 if stale else 0
+    for path in stale:
+        path.write_text(rendered[path])
     print(figure())
     return 0
 
