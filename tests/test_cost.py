@@ -1,4 +1,5 @@
-"""The hardware cost card: SpikeSim's published model reproduced, bits and spikes priced monotonically."""
+"""The hardware cost card: SpikeSim's published model reproduced, bits and spikes priced monotonically, on
+zoo networks, plain SpikingJelly networks and checkpoints of any trained architecture."""
 
 from __future__ import annotations
 
@@ -7,15 +8,16 @@ import math
 
 import pytest
 import torch
-from spikingjelly.activation_based import layer
+from spikingjelly.activation_based import layer, neuron
 from torch import nn
 
 from mdsnn_zoo.cli import main
 from mdsnn_zoo.cost import DigitalConfig, SpikeSimConfig, estimate
 from mdsnn_zoo.cost import spikesim as ss
+from mdsnn_zoo.errors import InvalidTypeError, InvalidValueError
 from mdsnn_zoo.models import ARCHITECTURES, SpikingNet, build_model
 from mdsnn_zoo.neuron import QuantLIFNode
-from mdsnn_zoo.quant import quantize_model
+from mdsnn_zoo.quant import QuantConv2d, QuantLinear, quantize_model
 
 WORD = 0.7391 * 22  # the script's µm² per buffered element
 
@@ -157,3 +159,132 @@ def test_shipped_cost_cards_are_what_the_command_measures():
         totals = measure(name, hardware, "spikes", 256).totals()
         for key in ("energy_pj", "latency_ns", "area_um2", "edap"):
             assert card[hardware]["spikes"][key] == pytest.approx(totals[key], rel=1e-5), (hardware, key)
+
+
+# -- any SpikingJelly network ---------------------------------------------------------------------------
+
+CONV_MACS = 8 * 8 * 16 * 2 * 9  # per step and sample: 8x8 outputs x 16 channels x (2 channels x 3x3)
+LINEAR_MACS = 16 * 8 * 8 * 5
+
+
+def _plain(node: type = neuron.LIFNode, quantized: bool = False) -> nn.Sequential:
+    """conv 3x3 2->16 (padding 1), batch norm, a neuron, flatten, linear 1024->5: no SpikingNet around it."""
+    if quantized:
+        return nn.Sequential(QuantConv2d(2, 16, 3, padding=1, w_bits=4), QuantLIFNode(u_bits=3), layer.Flatten(),
+                             QuantLinear(1024, 5, w_bits=2))
+    return nn.Sequential(layer.Conv2d(2, 16, 3, padding=1), layer.BatchNorm2d(16), node(step_mode="m"),
+                         layer.Flatten(), layer.Linear(1024, 5))
+
+
+@pytest.mark.parametrize("node", [neuron.LIFNode, neuron.IFNode, neuron.ParametricLIFNode])
+@pytest.mark.parametrize("hardware", ["spikesim", "digital"])
+def test_a_plain_sequential_is_priced_layer_by_layer(node, hardware):
+    torch.manual_seed(0)
+    net, x = _plain(node).eval(), 8 * torch.rand(3, 2, 2, 8, 8)  # T = 3, N = 2
+    dense, spikes = estimate(net, x, hardware, "dense"), estimate(net, x, hardware, "spikes")
+    weighted = [r for r in dense.layers if r.kind != "neuron"]
+    assert [(r.name, r.kind) for r in weighted] == [("0", "conv"), ("4", "linear")]
+    assert [r.ops for r in weighted] == [2 * CONV_MACS * 3, 2 * LINEAR_MACS * 3]  # two ops a MAC, T = 3
+    assert dense.ops == 2 * (CONV_MACS + LINEAR_MACS) * 3
+    assert all(r.weight_bits is None and r.membrane_bits is None for r in dense.layers)  # float
+    if hardware == "spikesim":  # float weights take 32 bits = 8 cells: 16 x 8 columns -> 2 column groups
+        assert [r.crossbars for r in dense.layers] == [1 * 2 * 9, 16 * 1 * 1]
+    else:
+        assert [r.kind for r in dense.layers] == ["conv", "neuron", "linear"]
+    linear = next(r for r in spikes.layers if r.kind == "linear")
+    assert 0 < linear.synaptic_ops < linear.ops / 2  # the neuron's spikes were measured
+    assert 0 < spikes.energy_pj < dense.energy_pj and spikes.area_um2 == dense.area_um2
+
+
+def test_quantized_layers_in_a_plain_sequential_give_their_bits():
+    x = 8 * torch.rand(2, 2, 2, 8, 8)
+    quantized, float_net = _plain(quantized=True).eval(), _plain().eval()
+    report = estimate(quantized, x, "spikesim")
+    assert [(r.weight_bits, r.membrane_bits) for r in report.layers] == [(4, 3), (2, None)]  # no neuron after fc
+    assert [r.crossbars for r in report.layers] == [1 * 1 * 9, 16]  # 4 bits: one cell a weight
+    assert report.energy_pj < estimate(float_net, x, "spikesim").energy_pj
+    digital = estimate(quantized, x, "digital")
+    assert [r.membrane_bits for r in digital.layers] == [3, 3, None]
+
+
+def test_single_step_modes_training_and_state_come_back():
+    net = nn.Sequential(layer.Conv2d(2, 16, 3, padding=1), layer.BatchNorm2d(16), neuron.IFNode(),
+                        layer.Flatten(), layer.Linear(1024, 5)).train()  # every layer single-step
+    before = [m.step_mode for m in net.modules() if hasattr(m, "step_mode")]
+    assert set(before) == {"s"}
+    report = estimate(net, 8 * torch.rand(2, 3, 2, 8, 8))
+    assert report.ops == 2 * (CONV_MACS + LINEAR_MACS) * 2
+    assert [m.step_mode for m in net.modules() if hasattr(m, "step_mode")] == before
+    assert net.training and net[1].training and float(net[1].num_batches_tracked) == 0  # eval for the pass
+    assert net[2].v == 0.0  # state reset after
+    assert net(torch.rand(3, 2, 8, 8)).shape == (3, 5)  # still a single-step network
+
+
+class _Custom(nn.Module):
+    """A module of one's own: conv, a neuron, then a linear layer on [T, N, F]."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.node, self.fc = layer.Conv2d(2, 16, 3, padding=1), neuron.LIFNode(), layer.Linear(1024, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [T, N, 2, 8, 8] -> [T, N, 5]
+        return self.fc(self.node(self.conv(x)).flatten(2))
+
+
+def test_a_custom_module_and_a_network_of_linear_layers():
+    report = estimate(_Custom(), torch.rand(2, 3, 2, 8, 8), "digital")
+    assert [(r.name, r.ops) for r in report.layers] == [("conv", 2 * CONV_MACS * 2), ("node", 0.0),
+                                                        ("fc", 2 * LINEAR_MACS * 2)]
+    mlp = nn.Sequential(layer.Linear(20, 10), neuron.LIFNode(), layer.Linear(10, 4))
+    assert estimate(mlp, torch.rand(4, 3, 20)).ops == 2 * (20 * 10 + 10 * 4) * 4  # x: [T, N, F]
+
+
+def test_a_zoo_network_costs_what_its_features_cost_as_a_plain_sequential():
+    net, x = _four_bit_net(), torch.rand(2, 3, 1, 12, 12)
+    for hardware in ("spikesim", "digital"):
+        zoo, plain = estimate(net, x, hardware, "spikes"), estimate(net.features, x, hardware, "spikes")
+        assert zoo.totals() == plain.totals()
+        assert [r.name for r in zoo.layers] == ["features." + r.name for r in plain.layers]
+    assert net.share_stem and {m.step_mode for m in net.modules() if hasattr(m, "step_mode")} == {"m"}
+
+
+def test_what_cannot_be_priced_says_how_to_fix_it():
+    with pytest.raises(InvalidValueError, match="no spiking neuron.*neuron.BaseNode"):
+        estimate(nn.Sequential(layer.Conv2d(2, 4, 3), nn.ReLU()), torch.rand(2, 1, 2, 8, 8))
+    with pytest.raises(InvalidValueError, match="no convolution or linear layer"):
+        estimate(nn.Sequential(neuron.LIFNode()), torch.rand(2, 1, 4))
+    with pytest.raises(ValueError, match=r"time-major \[T, N, C, H, W\].*to_time_major"):
+        estimate(_plain(), torch.rand(2, 2, 8, 8))
+    with pytest.raises(ValueError, match=r"\[T, N, \.\.\.\].*unsqueeze"):
+        estimate(nn.Sequential(layer.Linear(20, 4), neuron.IFNode()), torch.rand(3, 20))
+    with pytest.raises(InvalidTypeError, match="torch.Tensor"):
+        estimate(_plain(), [[0.0]])
+    with pytest.raises(TypeError, match="torch.nn.Module"):
+        estimate(lambda x: x, torch.rand(2, 1, 4))
+
+
+def test_cli_prices_a_checkpoint_of_an_architecture_outside_the_zoo(tmp_path, capsys):
+    import numpy as np
+
+    from mdsnn_zoo.cli.cost_cmd import measure
+    from mdsnn_zoo.data.idx import write_idx
+    from mdsnn_zoo.train import TrainConfig, train
+
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 48), ("t10k", 8)):
+        write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28), np.uint8))
+        write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", rng.integers(0, 10, n).astype(np.uint8))
+    cfg = TrainConfig(method="qat", arch="vgg9", arch_kwargs={"width": 0.125, "backend": "torch"}, time_steps=2,
+                      w_bits=4, u_bits=4, dataset="fashion-mnist", data_root=str(tmp_path), max_steps=1,
+                      batch_size=16, val_size=16, out_dir=str(tmp_path / "run"), progress=False,
+                      tensorboard=False, amp=False)
+    train(cfg, log=lambda *_: None)
+    ckpt = str(tmp_path / "run" / "last.safetensors")
+    capsys.readouterr()
+    assert main(["cost", ckpt, "--data-root", str(tmp_path), "--samples", "4", "--json"]) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["model"] == ckpt and line["energy_pj"] > 0 and line["area_um2"] > 0
+    report = measure(ckpt, "spikesim", "dense", 4, str(tmp_path))
+    assert report.energy_pj == pytest.approx(line["energy_pj"])
+    assert [r.weight_bits for r in report.layers] == [8] + [4] * 7 + [8]  # 7 conv + 2 linear, first/last 8
+    assert {r.membrane_bits for r in report.layers[:-1]} == {4}

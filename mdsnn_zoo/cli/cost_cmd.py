@@ -1,5 +1,7 @@
 """``mdsnn-zoo cost NAME | CHECKPOINT``: what a model costs on hardware (energy, latency, area, EDAP,
-TOPS/W, TOPS/mm²), per layer and in total, measured on a batch of its test split."""
+TOPS/W, TOPS/mm²), per layer and in total, measured on a batch of its test split. A checkpoint may be
+of any architecture (``mdsnn-zoo list`` shows them) written by train, distill or finetune; it is built
+as ``mdsnn-zoo eval`` builds it (:func:`mdsnn_zoo.cli.eval_cmd.load_model`)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,8 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="a zoo model name or a checkpoint (.safetensors)")
+    parser.add_argument("model", help="a zoo model name or a checkpoint (.safetensors) of any architecture, "
+                        "written by train/distill/finetune")
     parser.add_argument("--hardware", choices=["spikesim", "digital"], default="spikesim")
     parser.add_argument("--activity", choices=["dense", "spikes"], default="dense",
                         help="dense: every operation; spikes: the work follows the measured spikes")
@@ -17,8 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def measure(ref: str, hardware: str, activity: str, samples: int = 64, data_root: str | None = None):
-    """The :class:`mdsnn_zoo.cost.CostReport` of a zoo name or checkpoint on its test split's first
-    ``samples`` samples."""
+    """The :class:`mdsnn_zoo.cost.CostReport` of a zoo name or checkpoint (any trained architecture, built
+    by ``load_model`` as ``eval`` builds it) on its test split's first ``samples`` samples, per sample."""
     import torch
 
     from mdsnn_zoo.cli.eval_cmd import load_model

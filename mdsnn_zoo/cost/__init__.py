@@ -4,6 +4,12 @@
     report.energy_pj, report.latency_ns, report.area_um2, report.edap, report.tops_per_w
     print(report.table())
 
+``model``: a zoo ``SpikingNet`` or any SpikingJelly network (an ``nn.Sequential`` of ``layer.Conv2d``,
+``layer.Linear`` and neurons, or a module of your own), float or quantized, with ``QuantLIFNode`` or
+SpikingJelly's neurons (any ``neuron.BaseNode``: LIFNode, IFNode, ParametricLIFNode...); it runs in
+multi-step mode for the pass and gets its step modes and state back (:mod:`mdsnn_zoo.cost.trace`).
+Float weights are priced at 32 bits, float membranes at the hardware's full word.
+
 Two hardware models: ``"spikesim"``, SpikeSim's compute-in-memory accelerator
 (:mod:`mdsnn_zoo.cost.spikesim`, with where bits and spikes enter), and ``"digital"``, a simple
 digital accelerator with 45 nm energies (:mod:`mdsnn_zoo.cost.digital`). Figures are per sample (one
@@ -111,8 +117,11 @@ def _bits(b: int | None) -> str:
 
 def estimate(model: nn.Module, x: torch.Tensor, hardware: str = "spikesim", activity: str = "dense",
              config: SpikeSimConfig | DigitalConfig | None = None) -> CostReport:
-    """The cost of ``model`` on ``x: [T, N, C, H, W]`` (time-major) under ``hardware``, per sample.
+    """The cost of ``model`` on ``x: [T, N, C, H, W]`` (time-major; ``[T, N, F]`` for a network of linear
+    layers) under ``hardware``, per sample: energy pJ, latency ns, area µm², a row per weighted layer.
 
+    ``model``: a zoo ``SpikingNet`` (called with ``time_major=True``) or any SpikingJelly network
+    (called ``model(x)`` in multi-step mode) with spiking neurons and conv/linear layers.
     ``activity="dense"``: every operation of every layer at every step; ``"spikes"``: the work follows
     the spikes measured in this forward pass. ``config``: the hardware's parameters (default: the
     published ones)."""

@@ -61,7 +61,7 @@ def cost(ops: list[Op], cfg: DigitalConfig, activity: str) -> dict:
         operations = 0.0
         if op.kind in ("conv", "linear"):
             u_bits = op.u_bits
-            w_width = op.w_bits or cfg.float_bits
+            w_width = cfg.float_bits if op.w_bits is None else op.w_bits  # float weights: 32-bit reads
             if op.binary_input:
                 operations = op.sops if activity == "spikes" else float(op.macs)
                 compute = operations * add_pj(u_bits)
@@ -73,7 +73,7 @@ def cost(ops: list[Op], cfg: DigitalConfig, activity: str) -> dict:
             energy = compute + operations * w_width * cfg.sram_pj_per_bit
             memory_bits += op.params * w_width
         elif op.kind == "neuron":
-            width = op.u_bits or cfg.float_bits
+            width = cfg.float_bits if op.u_bits is None else op.u_bits  # float membranes: 32 bits
             operations = float(op.elements * op.time_steps)
             update = (mult_pj(None) + 2 * add_pj(None)) if op.u_bits is None else 2 * add_pj(op.u_bits)
             energy = operations * (update + 2 * width * cfg.sram_pj_per_bit)

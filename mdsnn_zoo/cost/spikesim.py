@@ -144,13 +144,18 @@ def layers_from_ops(ops: list[Op]) -> tuple[list[Layer], list[str]]:
     return layers, unmapped
 
 
+def _weight_bits(w_bits: int | None, cfg: SpikeSimConfig) -> int:
+    """Bits a weight takes in the crossbar: its own, or ``float_weight_bits`` (32) for a float weight (None)."""
+    return cfg.float_weight_bits if w_bits is None else w_bits
+
+
 def _cells(w_bits: int | None, cfg: SpikeSimConfig) -> int:
-    return math.ceil((w_bits or cfg.float_weight_bits) / cfg.cell_bits)
+    return math.ceil(_weight_bits(w_bits, cfg) / cfg.cell_bits)
 
 
 def _adc_scale(w_bits: int | None, cfg: SpikeSimConfig) -> float:
     """ADC energy and area relative to the published converter: 2^(bits - adc_bits)."""
-    narrower = max(0, cfg.cell_bits - (w_bits or cfg.float_weight_bits))
+    narrower = max(0, cfg.cell_bits - _weight_bits(w_bits, cfg))
     return 2.0 ** -min(narrower, cfg.adc_bits - 1)
 
 
@@ -174,7 +179,8 @@ def pe_area(layer: Layer, cfg: SpikeSimConfig) -> float:
 
 
 def _membrane_bits(layer: Layer, cfg: SpikeSimConfig) -> int:
-    return layer.u_bits or cfg.full_membrane_bits
+    """The membrane word: its bits, or ``full_membrane_bits`` (22) for a float membrane (None)."""
+    return cfg.full_membrane_bits if layer.u_bits is None else layer.u_bits
 
 
 def layer_energy(layer: Layer, cfg: SpikeSimConfig, time_steps: int, activity: str) -> float:
