@@ -1,5 +1,6 @@
 """What every CUDA launcher shares: the device its tensors live on made current around a launch,
-CuPy kernels on PyTorch's stream of that device, and the teacher membrane's dtype contract.
+CuPy kernels on PyTorch's stream of that device, the layouts the kernels read, and the teacher
+membrane's dtype contract.
 
 The contract for a membrane target (the teacher's H, fused LIF or separate MSE): it is read in its
 own dtype and widened to float32, as the reference computes it, on every backend. A CUDA C kernel is
@@ -35,3 +36,11 @@ def cuda_target(target: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor
     if target is None:
         return None
     return (target if target.dtype == dtype else target.float()).contiguous()
+
+
+def step_strides(t: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+    """``t`` (``[T, M]``) with its (time, element) strides, as the kernels read it: any stride between
+    steps, 1 or 0 inside a step (a stride-0 gradient is read without a copy); anything else is copied."""
+    if t.shape[1] > 1 and t.stride(1) not in (0, 1):
+        t = t.contiguous()
+    return t, t.stride(0), (t.stride(1) if t.shape[1] > 1 else 1)

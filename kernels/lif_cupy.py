@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mdsnn_zoo.kernels.launch import cuda_target, cupy_on
+from mdsnn_zoo.kernels.launch import cuda_target, cupy_on, step_strides
 from mdsnn_zoo.kernels.lif_reference import SURROGATES, ForwardBuffers, LIFParams
 
 SOURCE = Path(__file__).with_name("lif.cu")
@@ -65,10 +65,9 @@ def _ptr(t: torch.Tensor | None) -> np.uint64:
     return np.uint64(0 if t is None else t.data_ptr())
 
 
-def _strided(t: torch.Tensor) -> tuple[torch.Tensor, np.int64, np.int64]:
-    if t.shape[1] > 1 and t.stride(1) not in (0, 1):
-        t = t.contiguous()
-    return t, np.int64(t.stride(0)), np.int64(t.stride(1) if t.shape[1] > 1 else 1)
+def _np_strides(t: torch.Tensor) -> tuple[torch.Tensor, np.int64, np.int64]:
+    t, time_stride, elem_stride = step_strides(t)
+    return t, np.int64(time_stride), np.int64(elem_stride)
 
 
 def _flags(p: LIFParams) -> tuple:
@@ -87,7 +86,7 @@ def forward(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, p: LI
             save: bool = True, target: torch.Tensor | None = None):
     """Same contract as ``lif_reference.lif_forward`` (CUDA tensors, no float64)."""
     T, M = x.shape
-    x, sxt, sxm = _strided(x)
+    x, sxt, sxm = _np_strides(x)
     v0 = v0.float().contiguous()
     quant = p.u_bits is not None
     out = ForwardBuffers.allocate(x, p, need_h, save)
@@ -110,9 +109,9 @@ def backward(grad_s, grad_v, grad_h, state, frac, delta, p: LIFParams, out_dtype
     T, M = state.shape
     quant = p.u_bits is not None
     dev = state.device
-    grad_s, sgt, sgm = _strided(grad_s.to(out_dtype))
+    grad_s, sgt, sgm = _np_strides(grad_s.to(out_dtype))
     if grad_h is not None:
-        grad_h, sht, shm = _strided(grad_h.to(out_dtype))
+        grad_h, sht, shm = _np_strides(grad_h.to(out_dtype))
     else:
         sht = shm = np.int64(0)
     grad_v = grad_v.float().contiguous() if grad_v is not None else None

@@ -41,7 +41,7 @@ import triton
 import triton.language as tl
 
 from mdsnn_zoo.kernels import lif_reference
-from mdsnn_zoo.kernels.launch import on_device
+from mdsnn_zoo.kernels.launch import on_device, step_strides
 from mdsnn_zoo.kernels.lif_reference import SURROGATES, ForwardBuffers, LIFParams
 
 NUM_WARPS = 4
@@ -156,6 +156,58 @@ def _lif_fwd_kernel(
         tl.store(mse_ptr + pid, tl.sum(err, axis=0))
 
 
+@triton.jit
+def _load_step(ptr, t, stride, offs, mask):
+    """Step ``t`` of a ``[T, M]`` tensor with time ``stride`` at element offsets ``offs`` (0 where masked)."""
+    return tl.load(ptr + _step_offset(t, stride) + offs, mask=mask, other=0.0)
+
+
+@triton.jit
+def _saved_terms(saved, fc, d, r, theta, v_th, v_rst, shift, QUANT: tl.constexpr, HARD: tl.constexpr,
+                 SHIFTED: tl.constexpr, OFFSET: tl.constexpr):
+    """One step's terms from what the forward pass saved (``saved``: the int8 codes, or H; ``fc``: the
+    float16 residuals): ``(u, s, dv_ds, hq)``, the surrogate's argument (volts), the spike, ∂V/∂S and
+    the membrane H_q (volts)."""
+    if QUANT:
+        q = saved.to(tl.float32) - OFFSET
+        if SHIFTED:  # the membrane before rounding (grid units), shifted
+            h_pre = tl.where(fc == FRAC_OUT, q, tl.where(fc <= FRAC_TOP, FRAC_TOP - fc, q - fc))
+            u = (h_pre + shift) * d
+        else:
+            u = q * d
+        s = (q >= 0.0).to(tl.float32)
+        if HARD:
+            dv_ds = (r - q) * d
+        else:
+            dv_ds = -theta * d
+        hq = v_th + q * d
+    else:
+        hq = saved
+        u = hq - v_th
+        s = (u >= 0).to(tl.float32)
+        if HARD:
+            dv_ds = v_rst - hq
+        else:
+            dv_ds = -v_th
+    return u, s, dv_ds, hq
+
+
+@triton.jit
+def _through_grid(g_hq, gv, saved, fc, s, r, theta, inv_tau, HARD: tl.constexpr, OFFSET: tl.constexpr):
+    """Through the quantizer: ``(g_h, share)``, the gradient on H (0 below the grid, straight through
+    elsewhere) and this step's share of Δ's gradient (LSQ's ``q - h`` inside the grid, ``q`` where
+    clipped, and the reset level's)."""
+    q = saved.to(tl.float32) - OFFSET
+    below = fc == FRAC_OUT
+    lsq = tl.where(below | (fc <= FRAC_TOP), q, fc)
+    if HARD:
+        dv_dd = r * s
+    else:
+        dv_dd = -theta * s
+    g_h = tl.where(below, 0.0, g_hq)
+    return g_h, g_hq * lsq + gv * dv_dd + g_h * (r * inv_tau)
+
+
 @triton.jit(do_not_specialize=["T"])
 def _lif_bwd_kernel(
     gs_ptr, stride_gst, stride_gsm, gv_ptr, gh_ptr, stride_ght, stride_ghm,
@@ -181,101 +233,53 @@ def _lif_bwd_kernel(
         theta = tl.maximum(tl.floor(tl.div_rn(v_th, d) + 0.5), 1.0)
         r = tl.minimum(tl.maximum(tl.floor(tl.div_rn(vr_rel, d) + 0.5), QMIN), QMAX)
         gdelta = tl.zeros([BLOCK], dtype=tl.float32)
+    else:  # unused by a float membrane
+        d, theta, r = 1.0, 1.0, v_rst
     if TARGET:
         coef = tl.load(coef_ptr).to(tl.float32)
     # Step T - 1's loads; each step then issues the loads of the step before it ahead of its store.
-    last = _step_offset(T - 1, M) + offs
     first = mask & (T > 0)
-    g_s_next = tl.load(gs_ptr + _step_offset(T - 1, stride_gst) + gs_offs, mask=first, other=0.0)
-    state_next = tl.load(state_ptr + last, mask=first, other=0)
-    if QUANT:
-        frac_next = tl.load(frac_ptr + last, mask=first, other=0.0)
-    if HAS_GH:
-        gh_next = tl.load(gh_ptr + _step_offset(T - 1, stride_ght) + gh_offs, mask=first, other=0.0)
-    if TARGET:
-        tgt_next = tl.load(tgt_ptr + last, mask=first, other=0.0)
+    g_s_next = _load_step(gs_ptr, T - 1, stride_gst, gs_offs, first)
+    state_next = _load_step(state_ptr, T - 1, M, offs, first)
+    frac_next = _load_step(frac_ptr, T - 1, M, offs, first & QUANT)
+    gh_next = _load_step(gh_ptr, T - 1, stride_ght, gh_offs, first & HAS_GH)
+    tgt_next = _load_step(tgt_ptr, T - 1, M, offs, first & TARGET)
     for i in tl.range(T):
         t = T - 1 - i
-        idx = _step_offset(t, M) + offs
-        g_s = g_s_next.to(tl.float32)
-        saved = state_next
+        g_s, saved, fc = g_s_next.to(tl.float32), state_next, frac_next.to(tl.float32)
+        g_h_in, tgt = gh_next.to(tl.float32), tgt_next.to(tl.float32)
         ahead = mask & (t > 0)
-        g_s_next = tl.load(gs_ptr + _step_offset(t - 1, stride_gst) + gs_offs, mask=ahead, other=0.0)
-        state_next = tl.load(state_ptr + _step_offset(t - 1, M) + offs, mask=ahead, other=0)
-        if QUANT:
-            fc = frac_next.to(tl.float32)
-            frac_next = tl.load(frac_ptr + _step_offset(t - 1, M) + offs, mask=ahead, other=0.0)
-        if HAS_GH:
-            g_h_in = gh_next.to(tl.float32)
-            gh_next = tl.load(gh_ptr + _step_offset(t - 1, stride_ght) + gh_offs, mask=ahead, other=0.0)
-        if TARGET:
-            tgt = tgt_next.to(tl.float32)
-            tgt_next = tl.load(tgt_ptr + _step_offset(t - 1, M) + offs, mask=ahead, other=0.0)
-        if QUANT:
-            q = saved.to(tl.float32) - OFFSET
-            below = fc == FRAC_OUT
-            top = fc <= FRAC_TOP
-            clipped = below | top
-            s = (q >= 0.0).to(tl.float32)
-            if SHIFTED:  # the membrane before rounding (grid units), shifted
-                h_pre = tl.where(below, q, tl.where(top, FRAC_TOP - fc, q - fc))
-                u = (h_pre + shift) * d
-            else:
-                u = q * d
-            if HARD:
-                dv_ds = (r - q) * d
-            else:
-                dv_ds = -theta * d
-        else:
-            h = saved
-            u = h - v_th
-            s = (u >= 0).to(tl.float32)
-            if HARD:
-                dv_ds = v_rst - h
-            else:
-                dv_ds = -v_th
-        if HARD:
-            dv_dh = 1.0 - s
-        else:
-            dv_dh = 1.0
+        g_s_next = _load_step(gs_ptr, t - 1, stride_gst, gs_offs, ahead)
+        state_next = _load_step(state_ptr, t - 1, M, offs, ahead)
+        frac_next = _load_step(frac_ptr, t - 1, M, offs, ahead & QUANT)
+        gh_next = _load_step(gh_ptr, t - 1, stride_ght, gh_offs, ahead & HAS_GH)
+        tgt_next = _load_step(tgt_ptr, t - 1, M, offs, ahead & TARGET)
+        u, s, dv_ds, hq = _saved_terms(saved, fc, d, r, theta, v_th, v_rst, shift, QUANT, HARD, SHIFTED, OFFSET)
         if not DETACH:
             g_s = g_s + gv * dv_ds
-        g_u = g_s * _surrogate_grad(u, alpha, SG)
-        g_hq = g_u + gv * dv_dh
+        g_hq = g_s * _surrogate_grad(u, alpha, SG)
+        if HARD:
+            g_hq += gv * (1.0 - s)  # ∂V/∂H
+        else:
+            g_hq += gv
         if HAS_GH:
             g_hq += g_h_in
         if TARGET:
-            if QUANT:
-                g_hq += coef * (v_th + q * d - tgt)
-            else:
-                g_hq += coef * (h - tgt)
+            g_hq += coef * (hq - tgt)
         if QUANT:
-            lsq = tl.where(clipped, q, fc)
-            if HARD:
-                dv_dd = r * s
-            else:
-                dv_dd = -theta * s
-            g_h = tl.where(below, 0.0, g_hq)
-            contrib = g_hq * lsq + gv * dv_dd + g_h * (r * inv_tau)
-            gdelta += tl.where(mask, contrib, 0.0)
+            g_h, share = _through_grid(g_hq, gv, saved, fc, s, r, theta, inv_tau, HARD, OFFSET)
+            gdelta += tl.where(mask, share, 0.0)
         else:
             g_h = g_hq
         if DECAY:
             gx = g_h * inv_tau
         else:
             gx = g_h
-        tl.store(gx_ptr + idx, gx.to(gx_ptr.dtype.element_ty), mask=mask)
+        tl.store(gx_ptr + _step_offset(t, M) + offs, gx.to(gx_ptr.dtype.element_ty), mask=mask)
         gv = g_h - g_h * inv_tau
     tl.store(gv0_ptr + offs, gv, mask=mask)
     if QUANT:
         tl.store(gdelta_ptr + pid, tl.sum(gdelta, axis=0))
-
-
-def _inner_stride(t: torch.Tensor) -> tuple[torch.Tensor, int, int]:
-    """``t`` ([T, M]) with its (time, element) strides; copied only if a step is not 1-D-strided."""
-    if t.shape[1] > 1 and t.stride(1) not in (0, 1):
-        t = t.contiguous()
-    return t, t.stride(0), (t.stride(1) if t.shape[1] > 1 else 1)
 
 
 def block_size(dtype: torch.dtype, M: int, *time_strides: int) -> int:
@@ -299,7 +303,7 @@ def forward(x: torch.Tensor, v0: torch.Tensor, delta: torch.Tensor | None, p: LI
             save: bool = True, target: torch.Tensor | None = None):
     """Same contract as ``lif_reference.lif_forward`` (no float64)."""
     T, M = x.shape
-    x, sxt, sxm = _inner_stride(x)
+    x, sxt, sxm = step_strides(x)
     v0 = v0.contiguous()
     quant = p.u_bits is not None
     out = ForwardBuffers.allocate(x, p, need_h, save)
@@ -327,10 +331,10 @@ def backward(grad_s, grad_v, grad_h, state, frac, delta, p: LIFParams, out_dtype
     T, M = state.shape
     quant = p.u_bits is not None
     dev = state.device
-    grad_s, sgt, sgm = _inner_stride(grad_s)
+    grad_s, sgt, sgm = step_strides(grad_s)
     grad_v = grad_v.float().contiguous() if grad_v is not None else None
     if grad_h is not None:
-        grad_h, sht, shm = _inner_stride(grad_h)
+        grad_h, sht, shm = step_strides(grad_h)
     else:
         sht = shm = 0
     grad_x = torch.empty((T, M), dtype=out_dtype, device=dev)

@@ -1,11 +1,13 @@
 """Carry the long runs from one session's machine to the next through the repository.
 
 A session's machine is laid anew, run store included, so a run folder survives only as files that
-land. ``save`` copies what each run needs to resume (its logs and config; the last checkpoint with
-optimizer state while the run is unfinished; weights only for its best checkpoint and for a finished
-run's last; not TensorBoard) from the run store into ``recipes/carry/RUN/``; ``restore`` copies a
-carried run back where the store has none or one at an earlier step. ``recipes/long_runs.sh``
-restores before it trains; a session saves and commits before it stops.
+land. ``save`` copies what each unfinished run needs to resume (its logs and config, its last
+checkpoint with optimizer state, the weights of its best; not TensorBoard) from the run store into
+``recipes/carry/RUN/``, and deletes the carried copy of a run that has finished: every clone of the
+repository pays for what is committed, and a finished run lives on as its exported zoo entries and
+their recipes (``save`` warns of a finished run with nothing exported). ``restore`` copies a carried
+run back where the store has none or one at an earlier step. ``recipes/long_runs.sh`` restores
+before it trains; a session saves and commits before it stops.
 
     python recipes/carry.py save [RUN ...]      # default: every run folder with a last.safetensors
     python recipes/carry.py restore
@@ -23,7 +25,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from mdsnn_zoo.checkpoint import read_checkpoint, save_without_optimizer
+from mdsnn_zoo.checkpoint import atomic_writer, load_checkpoint, save_without_optimizer
 
 ROOT = Path(__file__).resolve().parent.parent
 CARRY = ROOT / "recipes" / "carry"
@@ -37,7 +39,7 @@ def store() -> Path:
 
 def _info(run: Path) -> dict:
     path = run / "last.safetensors"
-    return read_checkpoint(path)[1].get("info", {}) if path.exists() else {}
+    return load_checkpoint(path, tensors=False).info if path.exists() else {}
 
 
 def step_of(run: Path) -> int:
@@ -71,20 +73,18 @@ def finished(run: Path) -> bool:
 
 
 def _copy_file(src: Path, dst: Path) -> None:
-    tmp = dst.with_name(dst.name + ".part")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+    with open(src, "rb") as f, atomic_writer(dst) as out:
+        shutil.copyfileobj(f, out)
 
 
 def copy_run(src: Path, dst: Path, slim: bool = False) -> None:
     """Copy a run's resume files from ``src`` to ``dst``, each written beside and renamed; ``slim``
-    drops the optimizer state from the best checkpoint, and from the last one of a finished run."""
+    drops the optimizer state from the best checkpoint (the last one keeps it, to resume)."""
     dst.mkdir(parents=True, exist_ok=True)
-    done = slim and finished(src)
     for name in ("best.safetensors", "last.safetensors"):
         if not (src / name).exists():
             continue
-        if slim and (name == "best.safetensors" or done):
+        if slim and name == "best.safetensors":
             save_without_optimizer(src / name, dst / name)
         else:
             _copy_file(src / name, dst / name)
@@ -100,10 +100,23 @@ def save(names: list[str]) -> None:
     for run in runs:
         if step_of(run) < 0:
             sys.exit(f"carry: {run} has no last.safetensors; name a run folder of {store()}")
+        if finished(run):
+            _forget(run)
+            continue
         if up_to_date(run, CARRY / run.name):
             continue
         copy_run(run, CARRY / run.name, slim=True)
         print(f"carried {run.name} at step {step_of(run)}")
+
+
+def _forget(run: Path) -> None:
+    """A finished run is not carried: its carried copy (if any) is deleted."""
+    if (CARRY / run.name).is_dir():
+        shutil.rmtree(CARRY / run.name)
+        print(f"dropped {run.name}: finished")
+    if not export_marker(run):
+        print(f"carry: {run.name} is finished and nothing records its export: publish it with "
+              "recipes/export_zoo.py before this machine goes, or only its recipe will remain", file=sys.stderr)
 
 
 def restore() -> None:
@@ -128,20 +141,17 @@ def from_zoo(names: list[str]) -> None:
     config its recipe's last command gives, so that students of another seed (``SEED=1
     recipes/fmnist_zoo.sh``) start from the very teacher the shipped students had."""
     from mdsnn_zoo.checkpoint import save_checkpoint
-    from mdsnn_zoo.cli import build_parser
-    from mdsnn_zoo.cli._train_args import config_from_args
-    from mdsnn_zoo.train import resolve_data_options
+    from mdsnn_zoo.train.data import resolve_data_options
+    from mdsnn_zoo.train.flags import config_from_command
     from mdsnn_zoo.zoo.registry import create_model, get_weights
 
     for name in names:
         meta = get_weights(name)
         if meta.w_bits is not None or not meta.pretrained:
             sys.exit(f"carry: {name} is not a shipped float entry; from-zoo rebuilds teachers only")
-        argv = shlex.split(meta.recipe.split(" && ")[-1])[1:]  # the teacher's own command, after its twin's
-        args = build_parser("train").parse_args(argv)
-        cfg = config_from_args(args, "fp")
+        cfg = config_from_command(shlex.split(meta.recipe.split(" && ")[-1]))  # the teacher's own, after its twin's
         cfg = dataclasses.replace(cfg, data_options=resolve_data_options(cfg))
-        best = store() / Path(args.out_dir).name / "best.safetensors"
+        best = store() / Path(cfg.out_dir).name / "best.safetensors"
         if best.exists():
             print(f"{best} exists; left as it is")
             continue

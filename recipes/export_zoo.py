@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 
 from mdsnn_zoo import checkpoint as ckpt
 from mdsnn_zoo.data import get_dataset
-from mdsnn_zoo.train import config_from_dict, evaluate
+from mdsnn_zoo.evaluation import evaluate
 from mdsnn_zoo.zoo import registry
 from mdsnn_zoo.zoo.packing import save_packed
 
@@ -50,7 +50,7 @@ CARD_KEYS = ("energy_pj", "latency_ns", "area_um2", "edap", "tops_per_w", "tops_
 
 def cost_card(name: str) -> dict:
     """hardware -> activity -> the totals of ``mdsnn-zoo cost NAME`` on the first 256 test samples."""
-    from mdsnn_zoo.cli.cost_cmd import measure
+    from mdsnn_zoo.cost import measure
 
     card: dict = {}
     for hardware in ("spikesim", "digital"):
@@ -78,13 +78,13 @@ def score_on_test(model: torch.nn.Module, entry: registry.ZooEntry, teacher: tor
 
 def record_repeat(entry: registry.ZooEntry, checkpoint: str, recipe: str) -> None:
     """Score the checkpoint of a rerun with another seed and record it in the shipped entry's ``repeats``."""
-    from mdsnn_zoo.train import model_from_checkpoint
+    from mdsnn_zoo.train.build import model_from_checkpoint
 
     manifest = json.loads(registry.MANIFEST.read_text())
     if entry.name not in manifest:
         sys.exit(f"{entry.name} is not shipped: export it (without --repeat) before recording its repeats")
-    info = ckpt.read_checkpoint(checkpoint)[1].get("info", {})
-    cfg = config_from_dict(info["config"])
+    run = ckpt.load_checkpoint(checkpoint, tensors=False)
+    info, cfg = run.info, run.config
     check_fits(entry, cfg)
     if cfg.seed == 0:
         sys.exit(f"{checkpoint} was trained with seed 0, the shipped entry's: a repeat has another --seed")
@@ -115,13 +115,12 @@ def main() -> None:
     if args.repeat:
         record_repeat(entry, args.checkpoint, args.recipe)
         return
-    tensors, header = ckpt.read_checkpoint(args.checkpoint)
-    info = header.get("info", {})
-    cfg = config_from_dict(info["config"])
+    run = ckpt.load_checkpoint(args.checkpoint)
+    info, cfg = run.info, run.config
     check_fits(entry, cfg)
 
     model = registry.build_entry_model(entry, bias_frac_bits=cfg.bias_frac_bits)
-    model.load_state_dict(ckpt.model_state(tensors))
+    model.load_state_dict(run.model_state)
     out = registry.HERE / "weights" / f"{entry.name}.safetensors"
     out.parent.mkdir(exist_ok=True)
     sha = save_packed(model, out, {"name": entry.name, "step": info.get("step")})

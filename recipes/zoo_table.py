@@ -13,7 +13,7 @@ import re
 import sys
 from pathlib import Path
 
-from mdsnn_zoo.cli.list_cmd import format_size
+from mdsnn_zoo.zoo.listing import format_size
 from mdsnn_zoo.zoo.registry import get_weights, list_models
 
 ROOT = Path(__file__).resolve().parent.parent

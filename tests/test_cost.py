@@ -148,7 +148,7 @@ def test_cli_prints_json_totals(capsys):
 
 
 def test_shipped_cost_cards_are_what_the_command_measures():
-    from mdsnn_zoo.cli.cost_cmd import measure
+    from mdsnn_zoo.cost import measure
     from mdsnn_zoo.zoo.registry import get_weights, list_models
 
     shipped = list_models(pretrained=True)
@@ -266,7 +266,7 @@ def test_what_cannot_be_priced_says_how_to_fix_it():
 def test_cli_prices_a_checkpoint_of_an_architecture_outside_the_zoo(tmp_path, capsys):
     import numpy as np
 
-    from mdsnn_zoo.cli.cost_cmd import measure
+    from mdsnn_zoo.cost import measure
     from mdsnn_zoo.data.idx import write_idx
     from mdsnn_zoo.train import TrainConfig, train
 

@@ -58,3 +58,17 @@ def test_time_steps_refuses_event_frames(recipe_script, monkeypatch):
     monkeypatch.setattr(steps, "get_dataset", lambda *a, **k: frames)
     with pytest.raises(ValueError, match="not static images"):
         steps.top1_per_steps("vgg9.nfmnist_t10_fp", [4], val_size=4)
+
+
+def test_paired_gain_counts_each_image_as_the_evaluation_loop_scores_it(recipe_script, monkeypatch):
+    from torch.utils.data import TensorDataset
+
+    gain = recipe_script("diagnostics/paired_gain")
+    model = create_model("small_cnn.fmnist_t4_fp", pretrained=True)
+    x, y = torch.rand(10, 1, 28, 28, generator=torch.Generator().manual_seed(0)), torch.arange(10)
+    monkeypatch.setattr(gain, "load_model", lambda ref: (model, "fashion-mnist", {}, None))
+    monkeypatch.setattr(gain, "get_dataset", lambda *a, **k: TensorDataset(x, y))
+    hits, dataset = gain.correct_per_image("small_cnn.fmnist_t4_fp")
+    functional.reset_net(model)
+    with torch.no_grad():
+        assert dataset == "fashion-mnist" and torch.equal(hits, model(x).argmax(1) == y)

@@ -3,6 +3,7 @@ list once dropped ``mdsnn_zoo.cost`` from it), with ``kernels/`` as ``mdsnn_zoo.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -12,10 +13,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _source_files() -> set[str]:
-    """What the wheel must hold: every file git tracks under mdsnn_zoo/ and kernels/, as installed."""
-    listed = subprocess.run(["git", "ls-files", "mdsnn_zoo", "kernels"], cwd=ROOT, capture_output=True, text=True)
+    """What the wheel must hold: every file under mdsnn_zoo/ and kernels/ that git tracks or would track (not
+    ignored), as installed."""
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "mdsnn_zoo", "kernels"],
+                            cwd=ROOT, capture_output=True, text=True)
     if listed.returncode == 0 and listed.stdout.strip():
-        files = [Path(line) for line in listed.stdout.splitlines()]
+        files = [Path(line) for line in listed.stdout.splitlines() if (ROOT / line).is_file()]
     else:  # not a git checkout (an unpacked sdist): every file but caches
         files = [p.relative_to(ROOT) for top in ("mdsnn_zoo", "kernels") for p in (ROOT / top).rglob("*")
                  if p.is_file() and "__pycache__" not in p.parts]
@@ -23,7 +26,13 @@ def _source_files() -> set[str]:
 
 
 def test_the_wheel_holds_every_module_and_data_file(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation",
+    src = tmp_path / "src"  # a copy: a build in the checkout would reuse its build/ (and modules deleted since)
+    src.mkdir()
+    for name in ("pyproject.toml", "setup.py", "README.md", "LICENSE", "NOTICE"):
+        shutil.copy2(ROOT / name, src / name)
+    for top in ("mdsnn_zoo", "kernels"):
+        shutil.copytree(ROOT / top, src / top, ignore=shutil.ignore_patterns("__pycache__"))
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation",
                            "-q", "-w", str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     (wheel,) = tmp_path.glob("mdsnn_zoo-*.whl")

@@ -4,7 +4,6 @@ and verified; MD distillation runs; two processes train together through torchru
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import subprocess
@@ -87,23 +86,14 @@ def test_runs_carried_to_a_fresh_store_resume_as_if_never_moved(data_root, tmp_p
     train(_cfg(data_root, old / "cut", max_steps=7, checkpoint_every=7), **quiet)
     train(_cfg(data_root, old / "done"), **quiet)
     monkeypatch.setenv("MDSNN_RUNS", str(old))
+    (tmp_path / "carry" / "done").mkdir(parents=True)  # carried by an earlier session, before it finished
     carry.save([])
     assert not carry.finished(old / "cut") and carry.finished(old / "done")
+    assert sorted(p.name for p in (tmp_path / "carry").iterdir()) == ["cut"]  # a finished run is never carried
     carried = {p.name: p.stat().st_size for p in (tmp_path / "carry" / "cut").iterdir()}
-    # the unfinished run keeps its optimizer state; best checkpoints and finished runs carry weights only
+    # the unfinished run keeps its optimizer state to resume; its best checkpoint carries weights only
     assert carried["last.safetensors"] > 1.5 * carried["best.safetensors"]
-    done = tmp_path / "carry" / "done"
-    assert "optimizer" not in ckpt.read_checkpoint(done / "last.safetensors")[1]
-    (old / "done" / "exported").write_text("sha\n")  # published after its last step: carried again
-    carry.save([])
-    assert (done / "exported").read_text() == "sha\n"
-    # a marker naming the run's best checkpoint names the carried, slimmer one by its own sha256
-    published = hashlib.sha256((old / "done" / "best.safetensors").read_bytes()).hexdigest()
-    (old / "done" / "exported").write_text(published + "\n")
-    carry.save([])
-    slim = hashlib.sha256((done / "best.safetensors").read_bytes()).hexdigest()
-    assert slim != published and (done / "exported").read_text() == slim + "\n"
-    assert carry.up_to_date(old / "done", done)
+    assert carry.up_to_date(old / "cut", tmp_path / "carry" / "cut")
     monkeypatch.setenv("MDSNN_RUNS", str(new))
     carry.restore()
     assert carry.step_of(new / "cut") == 7
@@ -111,9 +101,7 @@ def test_runs_carried_to_a_fresh_store_resume_as_if_never_moved(data_root, tmp_p
     assert resumed["step"] == full["step"]
     a, b = _weights(tmp_path / "full" / "last.safetensors"), _weights(new / "cut" / "last.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
-    again = train(_cfg(data_root, new / "done", resume=True), **quiet)  # finished: returns at once
-    assert again["step"] == full["step"]
-    assert all(torch.equal(a[k], v) for k, v in _weights(new / "done" / "last.safetensors").items())
+    assert not (new / "done").exists()
     assert carry.step_of(tmp_path / "nowhere") == -1
 
 
@@ -158,6 +146,52 @@ def test_checkpoint_write_is_atomic_and_corruption_is_refused(tmp_path, monkeypa
     path.write_bytes(before[: len(before) // 2])
     with pytest.raises(CorruptFileError, match="not a readable mdsnn-zoo checkpoint"):
         ckpt.read_checkpoint(path)
+
+
+def test_one_reader_gives_the_header_alone_or_with_the_tensors_and_the_typed_config(tmp_path):
+    model = torch.nn.Linear(3, 2)
+    path = tmp_path / "c.safetensors"
+    ckpt.save_checkpoint(path, model, config=dataclasses.asdict(TrainConfig(w_bits=2)), step=5)
+    head, full = ckpt.load_checkpoint(path, tensors=False), ckpt.load_checkpoint(path)
+    assert head.tensors == {} and head.info == full.info and head.info["step"] == 5
+    assert head.config == full.config == TrainConfig(w_bits=2)
+    assert torch.equal(full.model_state["weight"], model.weight)
+    ckpt.save_checkpoint(path, model)
+    assert ckpt.load_checkpoint(path, tensors=False).config is None
+    path.write_bytes(path.read_bytes()[:-4])  # the header intact, the weights cut short
+    with pytest.raises(CorruptFileError, match="not a readable mdsnn-zoo checkpoint"):
+        ckpt.load_checkpoint(path, tensors=False)
+
+
+def test_a_streamed_write_that_fails_leaves_the_old_file_and_no_temporary(tmp_path):
+    path = tmp_path / "frames.npy"
+    ckpt.atomic_write_bytes(path, b"old")
+    with pytest.raises(RuntimeError), ckpt.atomic_writer(path) as f:
+        f.write(b"partial")
+        raise RuntimeError("killed mid-write")
+    assert path.read_bytes() == b"old" and list(tmp_path.iterdir()) == [path]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # the usual permissions, not a temporary's 0600
+
+
+def test_step_metrics_leave_the_device_at_the_log_interval_only(tmp_path, monkeypatch):
+    from mdsnn_zoo.train.runlog import RunLog
+
+    log = RunLog(tmp_path, TrainConfig(log_every=4, progress=False, tensorboard=False))
+    fetched = []
+    stack = torch.stack
+    monkeypatch.setattr(torch, "stack", lambda ts: fetched.append(len(ts)) or stack(ts))  # one fetch: one stack
+    for step in range(1, 7):
+        parts = {"ce": torch.tensor(step / 10), "kd": torch.tensor(0.5)}
+        log.step(step, 0, torch.tensor(float(step)), parts, torch.tensor(0.25), 0.1, 32)
+        assert len(log.pending) == step % 4
+    assert fetched == [4 * 4]  # steps 1-4 (loss, accuracy, ce, kd), fetched together at step 4
+    log.flush()  # a checkpoint: the rest now
+    rows = (tmp_path / "log.csv").read_text().splitlines()
+    assert fetched == [16, 8] and len(rows) == 7 and rows[6].split(",")[:7] == ["6", "0", "6.00000", "0.60000",
+                                                                                 "0.50000", "0.00000", "25.00"]
+    log.close()
 
 
 def test_configs_saved_before_bias_frac_bits_meant_biases_on_the_membrane_grid_and_learned_scales():
@@ -237,6 +271,63 @@ def test_two_processes_with_torchrun(data_root, tmp_path):
     assert '"step": 10' in run.stdout
 
 
+_RIGGED_RANK = """
+import json, os, sys
+import mdsnn_zoo.train.loop as loop
+from mdsnn_zoo.train import TrainConfig, train
+
+rank, real, calls = int(os.environ["RANK"]), loop.tally, []
+
+def rigged(model, batches, device, amp=False, teacher=None, hits=None):
+    # this rank's own top-1 at each validation: rank 0's rises (50%, 60%), rank 1's falls (50%, 20%), so a rank
+    # deciding "best" on its own would write best.safetensors at epoch 2 where the other would not
+    counts = real(model, batches, device, amp, teacher, hits)
+    counts[0] = round([[0.5, 0.6], [0.5, 0.2]][rank][len(calls)] * counts[1].item())
+    calls.append(counts[1].item())
+    return counts
+
+loop.tally = rigged
+result = train(TrainConfig(**json.loads(sys.argv[1])), log=lambda *_: None)
+print(json.dumps({**result, "validated": calls}))
+"""
+
+
+def test_ranks_whose_own_validations_disagree_still_decide_best_together(data_root, tmp_path):
+    """Two gloo processes, each validating its half of the held-out images with a rigged result (one rank's
+    top-1 rises, the other's falls): the best checkpoint is chosen once, from the counts summed over the
+    ranks (50% then (24 + 8) / 80 = 40%: epoch 1 stays best), the same on both ranks, and the run ends."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "ddp"
+    cfg = dict(dataset="fashion-mnist", data_root=str(data_root), arch_kwargs=TINY, epochs=2, batch_size=16,
+               val_size=80, out_dir=str(out), progress=False, tensorboard=False, amp=False, device="cpu", threads=1)
+    procs = []
+    for rank in range(2):
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+               "WORLD_SIZE": "2", "RANK": str(rank), "LOCAL_RANK": str(rank)}
+        procs.append(subprocess.Popen([sys.executable, "-c", _RIGGED_RANK, json.dumps(cfg)], env=env, text=True,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    try:
+        outputs = [p.communicate(timeout=60) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()  # a hang (ranks waiting in different collectives) fails here instead of stalling the suite
+    for p, (_, err) in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, err[-3000:]
+    results = [json.loads(stdout.strip().splitlines()[-1]) for stdout, _ in outputs]
+    assert [r["validated"] for r in results] == [[40, 40], [40, 40]]  # each rank its half, at each epoch's end
+    assert results[0] == {**results[1], "validated": [40, 40]}
+    assert (results[0]["step"], results[0]["best_val_top1"]) == (20, 50.0)
+    best = ckpt.read_checkpoint(out / "best.safetensors")[1]["info"]
+    last = ckpt.read_checkpoint(out / "last.safetensors")[1]["info"]
+    assert (best["step"], best["val_top1"]) == (10, 50.0) and (last["step"], last["val_top1"]) == (20, 40.0)
+    assert [r.split(",")[1] for r in (out / "epochs.csv").read_text().splitlines()[1:]] == ["50.000", "40.000"]
+    assert sorted(p.name for p in out.glob("*.safetensors")) == ["best.safetensors", "last.safetensors"]
+
+
 def test_grad_clip_bounds_the_update(data_root, tmp_path):
     start = tmp_path / "fp"
     train(_cfg(data_root, start, max_steps=1), log=lambda *_: None)
@@ -302,16 +393,16 @@ def test_amp_flag_is_unset_unless_given():
 
 @pytest.mark.parametrize("val_amp", [None, False, True])
 def test_validation_runs_in_the_arithmetic_asked_for(data_root, tmp_path, monkeypatch, val_amp):
-    import mdsnn_zoo.train as trainer
+    import mdsnn_zoo.train.loop as trainer
 
     seen = []
 
-    def recording(model, batches, device, amp=False, teacher=None):
+    def recording(model, batches, device, amp=False, teacher=None, hits=None):
         seen.append(amp)
-        return real(model, batches, device, amp, teacher)
+        return real(model, batches, device, amp, teacher, hits)
 
-    real = trainer.evaluate
-    monkeypatch.setattr(trainer, "evaluate", recording)
+    real = trainer.tally  # the validation's evaluation loop
+    monkeypatch.setattr(trainer, "tally", recording)
     lines = []
     train(_cfg(data_root, tmp_path / "run", amp=True, val_amp=val_amp, epochs=1), log=lines.append)
     expected = True if val_amp is None else val_amp  # unset: as training runs
@@ -482,7 +573,7 @@ def test_mem_layers_choose_the_distilled_layers_and_are_checked(data_root, tmp_p
 
 
 def test_spike_forcing_falls_to_zero_halfway_and_only_distillation_takes_it(data_root, tmp_path, monkeypatch):
-    import mdsnn_zoo.train as trainer
+    import mdsnn_zoo.train.step as trainer  # where train_step forces the spikes
 
     start = tmp_path / "fp"
     train(_cfg(data_root, start, epochs=1), log=lambda *_: None)  # an epoch: enough that its layers fire

@@ -231,6 +231,10 @@ def test_cli_eval_and_finetune_by_name(published, fmnist_root, tmp_path, capsys)
     assert result["samples"] == 200 and 0 <= result["top1"] <= 100 and result["membrane_mse"] > 0
     assert main(["eval", TINY, "--backend", "nope"]) == 2
     assert "unknown backend 'nope'" in capsys.readouterr().err
+    assert main(["eval", TINY, "--data-root", str(fmnist_root), "--backend", "torch", "--limit", "37", "--json"]) == 0
+    printed = capsys.readouterr().out
+    assert "% of 37 " in printed and json.loads(printed.strip().splitlines()[-1])["samples"] == 37
+    assert main(["eval", TINY, "--limit", "0"]) == 2 and "--limit must be a positive" in capsys.readouterr().err
 
     out = tmp_path / "ft"
     args = ["finetune", TINY, "--data-root", str(fmnist_root), "--max-steps", "3", "--val-size", "40",
@@ -286,17 +290,21 @@ def test_every_recipe_is_a_valid_command():
                 (meta["w_bits"], meta["u_bits"], meta["bias_frac_bits"], record.get("learn_edge_scales", False)), name
 
 
-def test_readme_zoo_table_is_generated_from_the_metadata(recipe_script):
+def test_readme_and_docs_tables_are_generated_from_the_metadata(recipe_script):
+    """The zoo table (README), the gain table (docs/training.md) and the cost table (docs/hardware_cost.md)."""
     zoo_table = recipe_script("zoo_table")
-    text = zoo_table.README.read_text()
-    assert zoo_table.render(text) == text, "README.md's zoo table is stale: run python recipes/zoo_table.py"
+    texts = {path.name: path.read_text() for path in zoo_table.FILES}
+    for name, text in texts.items():
+        assert zoo_table.render(text) == text, f"{name}'s tables are stale: run python recipes/zoo_table.py"
+    for begin, end, _ in zoo_table.TABLES:  # each table is somewhere
+        assert any(begin in text and end in text for text in texts.values()), begin
     for name in mdsnn_zoo.list_models(pretrained=True):
-        assert f"`{name}`" in text
+        assert f"`{name}`" in texts["README.md"]
 
 
 def test_a_rerun_with_another_seed_is_recorded_beside_the_shipped_entry(tmp_path, monkeypatch, capsys, recipe_script):
     """export_zoo.py --repeat scores a seed-1 rerun as `mdsnn-zoo eval` does and records it in the shipped
-    entry's repeats (no weights shipped); the README's gain table then shows both seeds and their mean."""
+    entry's repeats (no weights shipped); the gain table (docs/training.md) then shows both seeds and their mean."""
     import numpy as np
 
     from mdsnn_zoo.cli import main

@@ -1,38 +1,13 @@
-"""Timing, the copy-bandwidth yardstick, the machine's description, and the allocator switch."""
+"""Timing, the copy-bandwidth yardstick and markdown tables (the machine's description and the CPU
+allocator switch are ``mdsnn_zoo.machine``'s)."""
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import platform
 import statistics
 import time
 from collections.abc import Callable
 
 import torch
-
-from mdsnn_zoo.precision import native_bf16
-
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_MAX = -4
-
-
-def tune_cpu_allocator() -> bool:
-    """Make glibc keep freed memory for reuse instead of returning it to the system.
-
-    PyTorch's CPU tensors come from malloc; glibc serves blocks of 32 MiB and more with a fresh
-    ``mmap`` each time, so every large output tensor is page-faulted and zeroed by the kernel
-    again (about 3.6 GB/s here, slower than the computation). With mmap off and trimming off,
-    freed blocks are reused, as PyTorch's caching allocator does on a GPU. Process-wide; the
-    resident memory stays at its peak. Returns False where glibc's ``mallopt`` is not available.
-    """
-    name = ctypes.util.find_library("c")
-    if platform.system() != "Linux" or not name:
-        return False
-    libc = ctypes.CDLL(name)
-    if not hasattr(libc, "mallopt"):
-        return False
-    return bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 2**30 * 64))
 
 
 def synchronize(device: torch.device) -> None:
@@ -117,36 +92,6 @@ def copy_bandwidth_gbs(device: torch.device, nbytes: int | None = None) -> float
     dst = torch.empty_like(src)
     ms = time_ms(lambda: dst.copy_(src), device, warmup=2, min_repeats=5)
     return 2 * nbytes / (ms * 1e-3) / 1e9
-
-
-def describe_machine(device: torch.device) -> str:
-    """One line: the processor (its vector capability, native bfloat16) or GPU, threads, and the
-    versions that matter."""
-    import spikingjelly
-
-    try:
-        import importlib.metadata as md
-
-        sj = md.version("spikingjelly")
-    except Exception:  # an unusual install: fall back to the module's location
-        sj = getattr(spikingjelly, "__version__", "?")
-    if device.type == "cuda":
-        what = torch.cuda.get_device_name(device)
-    else:
-        what = (f"{_cpu_name()} ({torch.backends.cpu.get_cpu_capability()}, native bfloat16: "
-                f"{'yes' if native_bf16(device) else 'no'}), {torch.get_num_threads()} threads")
-    return f"{what}; torch {torch.__version__}; spikingjelly {sj}; python {platform.python_version()}"
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:

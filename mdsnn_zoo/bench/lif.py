@@ -28,7 +28,8 @@ import math
 import torch
 from spikingjelly.activation_based import functional, neuron
 
-from mdsnn_zoo.bench.common import copy_bandwidth_gbs, describe_machine, markdown_table, time_ms
+from mdsnn_zoo.bench.common import copy_bandwidth_gbs, markdown_table, time_ms
+from mdsnn_zoo.machine import describe_machine
 from mdsnn_zoo.neuron import QuantLIFNode
 
 SJ = "spikingjelly LIFNode"

@@ -10,8 +10,9 @@ import contextlib
 
 import torch
 
-from mdsnn_zoo.bench.common import copy_bandwidth_gbs, describe_machine, markdown_table, time_ms
+from mdsnn_zoo.bench.common import copy_bandwidth_gbs, markdown_table, time_ms
 from mdsnn_zoo.distill import MembraneRecorder, MembraneTargets, membrane_mse
+from mdsnn_zoo.machine import describe_machine
 from mdsnn_zoo.neuron import QuantLIFNode
 
 

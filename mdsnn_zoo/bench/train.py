@@ -17,9 +17,10 @@ import torch
 from spikingjelly.activation_based import neuron
 from torch import nn
 
-from mdsnn_zoo.bench.common import describe_machine, markdown_table, profile_ops, time_interleaved_ms
+from mdsnn_zoo.bench.common import markdown_table, profile_ops, time_interleaved_ms
 from mdsnn_zoo.data import dataset_info
 from mdsnn_zoo.distill import MDLoss
+from mdsnn_zoo.machine import describe_machine
 from mdsnn_zoo.neuron import QuantLIFNode
 from mdsnn_zoo.precision import resolve_amp
 from mdsnn_zoo.quant import quantize_model

@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from mdsnn_zoo.bench import lif
-    from mdsnn_zoo.bench.common import tune_cpu_allocator
+    from mdsnn_zoo.machine import tune_cpu_allocator
 
     if args.bench == "train":
         from mdsnn_zoo.bench import train

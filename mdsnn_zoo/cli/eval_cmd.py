@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
+
+
+def __getattr__(name: str):
+    """``load_model`` and ``data_options_for``, which live in :mod:`mdsnn_zoo.evaluation` (imported on use)."""
+    if name in ("load_model", "data_options_for"):
+        from mdsnn_zoo import evaluation
+
+        return getattr(evaluation, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,47 +30,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=False,
                         help="bfloat16 autocast (default off: the exact numbers)")
     parser.add_argument("--backend", default=None, help="QuantLIFNode backend (default: the best one here)")
+    parser.add_argument("--limit", type=int, default=None, metavar="N",
+                        help="score only the split's first N samples (a quick check; the zoo's top-1 is the whole "
+                        "split's)")
     parser.add_argument("--json", action="store_true", help="end with one JSON line of the results")
-
-
-def load_model(ref: str):
-    """(model, dataset, data options, its teacher's reference or None) for a zoo name or a checkpoint
-    path; the data options read its data set as it was trained (an image folder's shape and statistics)."""
-    from mdsnn_zoo.train import model_from_checkpoint
-    from mdsnn_zoo.zoo.registry import create_model, get_entry
-
-    if ref.endswith(".safetensors") or Path(ref).exists():
-        model, cfg = model_from_checkpoint(ref)
-        return model, cfg.dataset, cfg.data_options, cfg.teacher if cfg.method == "md" else None
-    e = get_entry(ref)  # an unknown name raises, listing the closest ones
-    return create_model(ref, pretrained=True), e.dataset, e.data_options, e.teacher
-
-
-def data_options_for(model_dataset: str, model_options: dict, dataset: str, root: str | None = None) -> dict:
-    """Options to read ``dataset`` (found in ``root``) for a model trained on ``model_dataset``: its own
-    options on its own data; on other event data its number of frames, and for a folder of your own
-    images or recordings the model's input shape (and binning)."""
-    from mdsnn_zoo.data import complete_options, dataset_info, dataset_kind, shape_from_files
-
-    if dataset == model_dataset:
-        return dict(model_options)
-    options = {}
-    if dataset_kind(dataset) == "events":  # an event folder takes the binning too
-        carried = ("time_steps", "binning") if shape_from_files(dataset) else ("time_steps",)
-        options = {k: model_options[k] for k in carried if k in model_options}
-    if not shape_from_files(dataset):
-        return options
-    shape = dataset_info(model_dataset, **model_options).input_shape
-    return complete_options(dataset, root, shape, **options)
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
-    from torch.utils.data import DataLoader
+    from torch.utils.data import DataLoader, Subset
     from tqdm import tqdm
 
     from mdsnn_zoo.data import get_dataset
-    from mdsnn_zoo.train import _device, evaluate
+    from mdsnn_zoo.errors import InvalidValueError
+    from mdsnn_zoo.evaluation import data_options_for, evaluate, load_model
+    from mdsnn_zoo.machine import resolve_device
 
     model, trained_on, options, teacher_ref = load_model(args.model)
     teacher_ref = args.teacher or teacher_ref
@@ -75,18 +57,22 @@ def run(args: argparse.Namespace) -> int:
         for m in [*model.modules(), *(teacher.modules() if teacher is not None else [])]:
             if isinstance(m, QuantLIFNode):
                 m.backend = args.backend
-    device = _device(args.device)
+    device = resolve_device(args.device)
     model.to(device)
     if teacher is not None:
         teacher.to(device)
     dataset = args.dataset or trained_on
     read_as = data_options_for(trained_on, options, dataset, args.data_root)
     data = get_dataset(dataset, args.split, root=args.data_root, **read_as)
+    if args.limit is not None:
+        if args.limit < 1:
+            raise InvalidValueError(f"--limit must be a positive number of samples, got {args.limit}")
+        data = Subset(data, range(min(args.limit, len(data))))
     loader = DataLoader(data, batch_size=args.batch_size, shuffle=False)
     with torch.inference_mode(False):
         result = evaluate(model, tqdm(loader, desc="eval", leave=False), device, args.amp, teacher)
     result = {"model": args.model, "dataset": dataset, "split": args.split, **result}
-    print(f"top-1 {result['top1']:.2f}%  spike rate {result['spike_rate']:.4f}" +
+    print(f"top-1 {result['top1']:.2f}% of {result['samples']}  spike rate {result['spike_rate']:.4f}" +
           (f"  membrane MSE to teacher {result['membrane_mse']:.5f}" if "membrane_mse" in result else ""))
     if args.json:
         print(json.dumps(result))

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import argparse
 
-from mdsnn_zoo.cli._train_args import add_config_arguments, config_from_args, run_training
+from mdsnn_zoo.cli._train_args import COMMAND_DEFAULTS, add_config_arguments, config_from_args, run_training
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", nargs="?", default=None, help="a zoo model (see `mdsnn-zoo list --pretrained`)")
     parser.add_argument("--no-distill", action="store_true", help="a zoo student: cross-entropy only")
-    add_config_arguments(parser, {"lr": 0.01, "warmup_epochs": 0.0, "learn_step": False})
+    add_config_arguments(parser, COMMAND_DEFAULTS["finetune"])
 
 
 def run(args: argparse.Namespace) -> int:
-    from mdsnn_zoo.train import finetune_config
+    from mdsnn_zoo.train.finetuning import finetune_config
 
     cfg = finetune_config(config_from_args(args, "finetune"), args.name, args.teacher, not args.no_distill)
     return run_training(cfg)

@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import argparse
 
-from mdsnn_zoo.cli._train_args import add_config_arguments, config_from_args, run_training
+from mdsnn_zoo.cli._train_args import (
+    COMMAND_DEFAULTS,
+    add_config_arguments,
+    config_from_args,
+    run_training,
+    train_method,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_config_arguments(parser, {})
+    add_config_arguments(parser, COMMAND_DEFAULTS["train"])
 
 
 def run(args: argparse.Namespace) -> int:
-    method = "qat" if args.w_bits is not None or args.u_bits is not None else "fp"
-    return run_training(config_from_args(args, method))
+    return run_training(config_from_args(args, train_method(args)))

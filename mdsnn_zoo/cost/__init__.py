@@ -1,6 +1,7 @@
 """What a spiking network costs on hardware, from one real forward pass (``mdsnn-zoo cost``).
 
     report = estimate(model, x, hardware="spikesim", activity="spikes")   # x: [T, N, C, H, W]
+    report = measure("small_cnn.fmnist_t4_w2u2_md")   # a zoo name or checkpoint, on its own test data
     report.energy_pj, report.latency_ns, report.area_um2, report.edap, report.tops_per_w
     print(report.table())
 
@@ -153,4 +154,20 @@ def estimate(model: nn.Module, x: torch.Tensor, hardware: str = "spikesim", acti
                       dense_ops, rows, tuple(unmapped), dataclasses.asdict(config))
 
 
-__all__ = ["CostReport", "DigitalConfig", "LayerCost", "SpikeSimConfig", "estimate", "trace"]
+def measure(ref: str, hardware: str = "spikesim", activity: str = "dense", samples: int = 64,
+            data_root: str | None = None) -> CostReport:
+    """The :class:`CostReport` of a zoo name or checkpoint (any trained architecture, built
+    by ``load_model`` as ``eval`` builds it) on its test split's first ``samples`` samples, per sample."""
+    from mdsnn_zoo.data import get_dataset, to_time_major
+    from mdsnn_zoo.evaluation import load_model
+
+    if samples < 1:
+        raise InvalidValueError(f"samples must be >= 1, got {samples}")
+    model, dataset, options, _ = load_model(ref)
+    data = get_dataset(dataset, "test", root=data_root, **options)
+    idx = torch.arange(min(samples, len(data)))
+    x = data.batch(idx)[0] if hasattr(data, "batch") else torch.stack([data[int(i)][0] for i in idx])
+    return estimate(model, to_time_major(x, model.time_steps), hardware, activity)
+
+
+__all__ = ["CostReport", "DigitalConfig", "LayerCost", "SpikeSimConfig", "estimate", "measure", "trace"]

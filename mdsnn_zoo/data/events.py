@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -30,6 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from mdsnn_zoo.checkpoint import atomic_write_bytes, atomic_writer
 from mdsnn_zoo.errors import CorruptFileError, InvalidValueError
 from mdsnn_zoo.paths import cache_dir
 
@@ -84,23 +84,14 @@ def encode_events(events: Events) -> bytes:
 
 
 def write_events(path: Path, events: Events) -> None:
-    """Write ``events`` to ``path`` atomically (a temporary file renamed into place)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(encode_events(events))
-    os.replace(tmp, path)
+    """Write ``events`` to ``path`` atomically (:func:`mdsnn_zoo.checkpoint.atomic_write_bytes`)."""
+    atomic_write_bytes(path, encode_events(events))
 
 
 def read_events(path: Path) -> Events:
-    """Decode ``path`` with tonic when the ``events`` extra is installed, else with numpy."""
-    try:
-        from tonic.io import read_mnist_file
-    except ImportError:
-        return decode_events(path.read_bytes(), path)
-    dtype = np.dtype([("x", np.int64), ("y", np.int64), ("t", np.int64), ("p", np.int64)])
-    if path.stat().st_size % 5:
-        raise CorruptFileError(f"{path} has a size that is not a multiple of 5; replace the file")
-    events = read_mnist_file(str(path), dtype=dtype)
-    return {k: np.asarray(events[k], dtype=np.int64) for k in ("x", "y", "t", "p")}
+    """Decode the 40-bit events of ``path`` (:func:`decode_events`; the one decoder, whatever else is
+    installed: the tests check it against tonic's reader)."""
+    return decode_events(path.read_bytes(), path)
 
 
 def read_recording(path: Path) -> Events:
@@ -265,9 +256,6 @@ def cached_frames(name: str, split: str, paths: list[Path], time_steps: int, bin
         if frames.shape == (len(paths), time_steps, 2, *frame_size) and frames.dtype == np.uint8:
             return frames
     frames = bin_recordings(paths, time_steps, binning, frame_size, sensor_size, read, progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
+    with atomic_writer(path) as f:
         np.save(f, frames)
-    os.replace(tmp, path)
     return frames

@@ -5,8 +5,8 @@ leaves after extraction; ``<root>/Caltech101/<class>/`` is accepted too). ``BACK
 not a class. There is no official split: per class, files sorted by name, the last
 ``max(1, round(n / 10))`` are ``test`` and the rest ``train``.
 
-Each ``.bin`` holds the 40-bit events of :mod:`mdsnn_zoo.data.events`. With the ``events`` extra
-installed, files are decoded by tonic's reader; otherwise by the equivalent numpy decoder.
+Each ``.bin`` holds the 40-bit events of :mod:`mdsnn_zoo.data.events`, decoded by its numpy decoder
+(the tests check it against tonic's reader where tonic is installed).
 
 A sample becomes ``[T, 2, H, W]`` float32 event counts: T equal-duration bins over the recording,
 polarity as channel, the 240x180 sensor area scaled to ``frame_size``.

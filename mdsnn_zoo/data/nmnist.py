@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mdsnn_zoo.checkpoint import atomic_write_bytes
 from mdsnn_zoo.data._base import Transform
 from mdsnn_zoo.data._registry import DatasetInfo, DatasetSpec, made_data_dir, register_dataset
 from mdsnn_zoo.data.events import (
@@ -142,10 +143,7 @@ def _check_params(out: Path, params: DVSParams) -> None:
             raise InvalidValueError(f"{out} holds recordings made with other parameters ({file}); "
                                     "choose another --out, or delete that folder to make it anew")
         return
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = file.with_name(f".{file.name}.tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp, file)
+    atomic_write_bytes(file, (json.dumps(record, indent=2) + "\n").encode())
 
 
 def make_n_fashion_mnist(out: str | os.PathLike | None = None, splits: Iterable[str] = ("train", "test"),

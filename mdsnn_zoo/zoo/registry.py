@@ -66,9 +66,9 @@ class ZooEntry:
     @property
     def data_options(self) -> dict:
         """How its data set is read as it was trained: event recordings binned into its T frames."""
-        from mdsnn_zoo.data import dataset_kind
+        from mdsnn_zoo.train.data import read_options
 
-        return {"time_steps": self.time_steps} if dataset_kind(self.dataset) == "events" else {}
+        return read_options(self.dataset, self.time_steps)
 
     @property
     def recipe(self) -> str:
@@ -227,36 +227,38 @@ def _weights_path(name: str) -> Path:
 def _download(url: str, dest: Path, name: str) -> Path:
     import urllib.request
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".part")
+    from mdsnn_zoo.checkpoint import atomic_writer
+
     try:
-        with urllib.request.urlopen(url, timeout=60) as r, open(tmp, "wb") as f:
+        with urllib.request.urlopen(url, timeout=60) as r, atomic_writer(dest) as f:
             while chunk := r.read(1 << 20):
                 f.write(chunk)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise DownloadError(f"could not download the weights of {name} from {url} ({exc}); offline, put the file "
                             f"at {dest}") from None
-    os.replace(tmp, dest)
     return dest
+
+
+def entry_config(e: ZooEntry, bias_frac_bits: int | None = None, **kwargs: Any):
+    """The :class:`~mdsnn_zoo.train.TrainConfig` of entry ``e``'s network (``bias_frac_bits`` None: as
+    its weights were trained; ``kwargs`` on top of its architecture arguments)."""
+    from mdsnn_zoo.train.config import TrainConfig
+
+    student = e.method != "fp"
+    return TrainConfig(method=e.method, arch=e.arch, arch_kwargs={**e.arch_kwargs, **kwargs}, dataset=e.dataset,
+                       time_steps=e.time_steps, w_bits=e.w_bits if student else None, u_bits=e.u_bits,
+                       first_last_bits=e.first_last_bits,
+                       bias_frac_bits=(_bias_frac_bits(e) if bias_frac_bits is None else bias_frac_bits) if student
+                       else 0)
 
 
 def build_entry_model(e: ZooEntry, bias_frac_bits: int | None = None, **kwargs) -> nn.Module:
     """The untrained network of entry ``e`` (quantized for a student; ``bias_frac_bits`` None: as its
-    weights were trained); ``kwargs`` go to the architecture."""
-    from mdsnn_zoo.data import dataset_info
-    from mdsnn_zoo.models import build_model
-    from mdsnn_zoo.quant import quantize_model
+    weights were trained); ``kwargs`` go to the architecture. Built by
+    :func:`mdsnn_zoo.train.build.build_network`, as the trainer builds its networks."""
+    from mdsnn_zoo.train.build import build_network
 
-    info = dataset_info(e.dataset)
-    args = dict(num_classes=info.num_classes, in_channels=info.input_shape[0], input_size=info.input_shape[-1],
-                time_steps=e.time_steps, **e.arch_kwargs)
-    args.update(kwargs)
-    model = build_model(e.arch, **args)
-    if e.method != "fp":
-        model = quantize_model(model, e.w_bits, e.u_bits, first_last_bits=e.first_last_bits,
-                               bias_frac_bits=_bias_frac_bits(e) if bias_frac_bits is None else bias_frac_bits)
-    return model
+    return build_network(entry_config(e, bias_frac_bits, **kwargs))
 
 
 def _bias_frac_bits(e: ZooEntry) -> int:

@@ -21,7 +21,7 @@ from mdsnn_zoo.data import get_dataset
 from mdsnn_zoo.data.batching import Batches, split_indices
 from mdsnn_zoo.neuron import QuantLIFNode
 from mdsnn_zoo.quant import quantize_model
-from mdsnn_zoo.train import model_from_checkpoint
+from mdsnn_zoo.train.build import model_from_checkpoint
 
 SETTINGS = [(None, None), (8, None), (8, 8), (4, 4), (2, 2)]
 

@@ -13,23 +13,18 @@ import math
 import sys
 
 import torch
-from spikingjelly.activation_based import functional
 from torch.utils.data import DataLoader
 
-from mdsnn_zoo.cli.eval_cmd import data_options_for, load_model
 from mdsnn_zoo.data import get_dataset
+from mdsnn_zoo.evaluation import data_options_for, evaluate, load_model
 
 
-@torch.no_grad()
 def correct_per_image(ref: str) -> tuple[torch.Tensor, str]:
     """``[N]`` bool: which test images ``ref`` classifies correctly (float32, batches of 256), and its data set."""
     model, dataset, options, _ = load_model(ref)
     data = get_dataset(dataset, "test", **data_options_for(dataset, options, dataset))
-    hits = []
-    for x, y in DataLoader(data, batch_size=256, shuffle=False):
-        functional.reset_net(model)
-        hits.append(model(x).argmax(1) == y)
-    return torch.cat(hits), dataset
+    loader = DataLoader(data, batch_size=256, shuffle=False)
+    return evaluate(model, loader, torch.device("cpu"), per_sample=True)["hits"], dataset
 
 
 def mcnemar_p(b: int, c: int) -> float:

@@ -20,7 +20,7 @@ from spikingjelly.activation_based import functional
 from mdsnn_zoo.data import get_dataset
 from mdsnn_zoo.distill import MembraneRecorder
 from mdsnn_zoo.quant import quantized_layers
-from mdsnn_zoo.train import model_from_checkpoint
+from mdsnn_zoo.train.build import model_from_checkpoint
 
 
 def record(path: str, x: torch.Tensor):

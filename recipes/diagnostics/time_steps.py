@@ -13,14 +13,12 @@ from __future__ import annotations
 import argparse
 
 import torch
-from spikingjelly.activation_based import functional
 
-from mdsnn_zoo.cli.eval_cmd import data_options_for, load_model
 from mdsnn_zoo.data import get_dataset
 from mdsnn_zoo.data.batching import Batches, split_indices
+from mdsnn_zoo.evaluation import data_options_for, evaluate, load_model
 
 
-@torch.no_grad()
 def top1_per_steps(ref: str, steps: list[int], val_size: int = 5000) -> dict[int, float]:
     """{T: top-1 % on the validation images} for zoo name or checkpoint ``ref``."""
     model, dataset, options, _ = load_model(ref)
@@ -33,11 +31,7 @@ def top1_per_steps(ref: str, steps: list[int], val_size: int = 5000) -> dict[int
     top1 = {}
     for t in steps:
         model.time_steps = t
-        hits = 0
-        for x, y in batches.epoch(0):
-            functional.reset_net(model)
-            hits += int((model(x).argmax(1) == y).sum())
-        top1[t] = 100 * hits / len(val_idx)
+        top1[t] = evaluate(model, batches.epoch(0), torch.device("cpu"))["top1"]
     return top1
 
 

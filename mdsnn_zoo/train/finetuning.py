@@ -1,0 +1,52 @@
+"""Fine-tuning: a zoo model or a checkpoint trained further, on its own data or on yours (files, or
+``Dataset`` objects from Python), with membrane distillation where it is a student."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from torch.utils.data import Dataset
+
+from mdsnn_zoo.errors import InvalidValueError
+from mdsnn_zoo.train.config import TrainConfig
+from mdsnn_zoo.train.loop import train
+
+
+def finetune_config(cfg: TrainConfig, name: str | None, teacher: str | None = None, distill: bool = True
+                    ) -> TrainConfig:
+    """``cfg`` made the fine-tuning run of zoo model ``name`` (its architecture, T and bits; MD from a
+    teacher that knows ``cfg.dataset`` when it is a student and ``distill``), or, with ``name`` None,
+    of the checkpoint ``cfg.init`` (MD when ``teacher`` is given)."""
+    if name is None:
+        if not cfg.init:
+            raise InvalidValueError("finetune needs a zoo model NAME or a checkpoint (--init PATH)")
+        return dataclasses.replace(cfg, method="md" if teacher else "finetune", teacher=teacher)
+    from mdsnn_zoo.zoo.registry import get_entry
+
+    e = get_entry(name)
+    method = "md" if e.teacher and distill else "finetune"
+    # on its own data set the zoo teacher; on other data a teacher fine-tuned on it, or an error
+    teacher = teacher or (e.teacher if method == "md" and cfg.dataset == e.dataset else None)
+    return dataclasses.replace(cfg, method=method, zoo_model=e.name, arch=e.arch,
+                               arch_kwargs={**e.arch_kwargs, **cfg.arch_kwargs}, time_steps=e.time_steps,
+                               w_bits=e.w_bits, u_bits=e.u_bits, first_last_bits=e.first_last_bits, teacher=teacher)
+
+
+def finetune(model: str, train_set: Dataset, val_set: Dataset | None = None, *, teacher: str | None = None,
+             distill: bool = True, dataset_name: str = "custom", log: Callable[[str], Any] = print,
+             **config: Any) -> dict[str, Any]:
+    """Fine-tune zoo model ``model`` (a name) on ``Dataset`` objects, as ``mdsnn-zoo finetune`` does on
+    files: a fresh head for other classes, checkpoints chosen on ``val_set`` (else a held-out part of
+    ``train_set``), a student with MD from ``teacher`` (a float checkpoint fine-tuned on this data:
+    ``finetune(teacher_name, ...)`` first) unless ``distill=False``. Samples: ``(x [C, H, W], label)``
+    shaped as the model takes them. ``config``: any ``TrainConfig`` field (``epochs``, ``lr``,
+    ``out_dir``...). Returns ``train``'s result (step, best validation top-1) and ``out_dir``."""
+    from mdsnn_zoo.data import from_datasets
+
+    from_datasets(dataset_name, train_set, val_set)
+    base = TrainConfig(**{"lr": 0.01, "warmup_epochs": 0.0, "learn_step": False, "out_dir": "runs/finetune",
+                          **config, "dataset": dataset_name})
+    cfg = finetune_config(base, model, teacher, distill)
+    return {**train(cfg, log=log), "out_dir": cfg.out_dir}
