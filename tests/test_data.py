@@ -281,8 +281,14 @@ def test_image_folder_errors_name_the_file_or_folder(image_folder, tmp_path):
     with pytest.raises(ValueError, match="give both mean and std"):
         get_dataset("imagefolder", "train", root=image_folder, channels=1, size=9, mean=[0.5])
     (tmp_path / "empty" / "train" / "a").mkdir(parents=True)
+    (tmp_path / "empty" / "train" / "b").mkdir(parents=True)
     with pytest.raises(DatasetNotFoundError, match="has class folders but no images"):
         get_dataset("imagefolder", "train", root=tmp_path / "empty", channels=1, size=4)
+    lonely = tmp_path / "one" / "train" / "cat"
+    lonely.mkdir(parents=True)
+    (lonely / "0.png").write_bytes((image_folder / "train" / "a-cat" / "0.png").read_bytes())
+    with pytest.raises(ValueError, match="has one class folder .cat.: a classifier needs at least two"):
+        get_dataset("imagefolder", "train", root=tmp_path / "one", channels=1, size=4)
 
 
 def test_augmentation_pads_and_erases_with_the_images_background():

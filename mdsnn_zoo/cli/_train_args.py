@@ -12,12 +12,14 @@ from mdsnn_zoo.train.flags import SKIP as _SKIP
 __all__ = ["COMMAND_DEFAULTS", "_SKIP", "add_config_arguments", "config_from_args", "run_training", "train_method"]
 
 
-def run_training(cfg: TrainConfig) -> int:
+def run_training(*runs: TrainConfig) -> int:
+    """Train ``runs`` in order (a teacher before its student), then print the last one's result."""
     from mdsnn_zoo.machine import tune_cpu_allocator
-    from mdsnn_zoo.train.loop import train
+    from mdsnn_zoo.train.finetuning import run_all
 
-    if cfg.device in ("auto", "cpu"):
+    if runs[0].device in ("auto", "cpu"):
         tune_cpu_allocator()
-    result = train(cfg)
+    result = run_all(list(runs))
+    result.pop("out_dir")
     print(json.dumps(result))
     return 0

@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mdsnn_zoo.train.finetuning import finetune_config
+    from mdsnn_zoo.train.finetuning import finetune_runs
 
-    cfg = finetune_config(config_from_args(args, "finetune"), args.name, args.teacher, not args.no_distill)
-    return run_training(cfg)
+    return run_training(*finetune_runs(config_from_args(args, "finetune"), args.name, args.teacher,
+                                       not args.no_distill))

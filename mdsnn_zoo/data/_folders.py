@@ -48,8 +48,13 @@ def first_split(root: Path) -> str:
 
 
 def classes(root: Path) -> tuple[str, ...]:
-    """The class names: the sub-folders of the train split (else of the first split found)."""
-    return tuple(class_dirs(root / first_split(root)))
+    """The class names: the sub-folders of the train split (else of the first split found); at least two."""
+    split = first_split(root)
+    names = tuple(class_dirs(root / split))
+    if len(names) < 2:
+        raise InvalidValueError(f"{root / split} has one class folder ({names[0]}): a classifier needs at least two; "
+                                f"put each class's files in a folder of its own, {root / split}/<class>/")
+    return names
 
 
 @dataclass(frozen=True)

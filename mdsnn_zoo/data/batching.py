@@ -65,11 +65,35 @@ class Batches:
             yield x, torch.as_tensor(y, dtype=torch.int64)
 
 
+AUGMENTATIONS = ("crop", "flip", "erase")  # what a policy may name, in the order they are applied
+
+
+def augment_policy(text: str | bool) -> tuple[str, ...]:
+    """The augmentations a policy names: ``"crop,flip,erase"``, a subset, or ``"none"`` (also ``True``
+    for all three and ``False`` for none, as configs saved before policies said it)."""
+    if isinstance(text, bool):
+        return AUGMENTATIONS if text else ()
+    names = [n.strip() for n in str(text).split(",") if n.strip() and n.strip() != "none"]
+    unknown = [n for n in names if n not in AUGMENTATIONS]
+    if unknown:
+        raise InvalidValueError(f"unknown augmentation {unknown[0]!r}: name any of {', '.join(AUGMENTATIONS)} "
+                                "separated by commas (e.g. crop,flip), or none")
+    return tuple(a for a in AUGMENTATIONS if a in names)
+
+
 def background(dataset: Dataset) -> torch.Tensor | float:
     """What a data set's empty pixel is: ``[C]`` float32, a black pixel after its normalisation, for
     image sets that say (``dataset.background()``); else 0.0 (event frames: no events)."""
     fn = getattr(dataset, "background", None)
     return fn() if callable(fn) else 0.0
+
+
+def augment(x: torch.Tensor, gen: torch.Generator, policy: tuple[str, ...],
+            fill: torch.Tensor | float = 0.0) -> torch.Tensor:
+    """``x`` augmented by ``policy`` (:func:`augment_policy`): a crop padded by 2, a horizontal flip,
+    random erasing (a quarter of the samples), with ``fill`` in the padding and the erased patches."""
+    return augment_batch(x, gen, pad=2 if "crop" in policy else 0, flip="flip" in policy,
+                         erase_p=0.25 if "erase" in policy else 0.0, fill=fill)
 
 
 def augment_batch(x: torch.Tensor, gen: torch.Generator, pad: int = 2, flip: bool = True,

@@ -4,6 +4,7 @@ what a run starts from: the student with its weights, the frozen teacher, the ch
 
 from __future__ import annotations
 
+import json
 import os
 
 import torch
@@ -12,7 +13,7 @@ from torch import nn
 from mdsnn_zoo import checkpoint as ckpt
 from mdsnn_zoo.data import DatasetInfo, dataset_info
 from mdsnn_zoo.distill import lif_layers
-from mdsnn_zoo.errors import InvalidValueError, UnknownNameError
+from mdsnn_zoo.errors import DatasetNotFoundError, InvalidValueError, UnknownNameError
 from mdsnn_zoo.models import build_model, relu_twin
 from mdsnn_zoo.neuron import QuantLIFNode
 from mdsnn_zoo.quant import WeightQuantizer, quantize_model
@@ -77,13 +78,40 @@ def model_from_checkpoint(path: str | os.PathLike) -> tuple[nn.Module, TrainConf
     return model.eval(), cfg
 
 
-def float_teacher(path: str, dataset: str, why: str) -> nn.Module:
-    """The frozen float network of checkpoint ``path``, refused unless it is float and trained on ``dataset``."""
+def float_teacher(path: str, dataset: str, why: str, student: TrainConfig | None = None) -> nn.Module:
+    """The frozen float network of checkpoint ``path``, refused unless it is float and trained on ``dataset``
+    (and, for MD, the ``student``'s architecture: its membranes are matched layer by layer)."""
     teacher, saved = model_from_checkpoint(path)
     if saved.w_bits is not None or saved.dataset != dataset:
         raise InvalidValueError(f"--teacher {path} is a {saved.w_bits or 'float'}-bit model of {saved.dataset}; "
                                 f"{why} from a float network trained on {dataset}")
+    if student is not None:
+        _check_same_family(path, saved, student)
     return teacher.eval().requires_grad_(False)
+
+
+def _check_same_family(path: str, teacher: TrainConfig, student: TrainConfig) -> None:
+    """MD matches membranes layer by layer: the teacher must be the student's network (architecture,
+    width, T) on the student's input shape."""
+    def network(cfg: TrainConfig) -> str:
+        kwargs = {k: v for k, v in cfg.arch_kwargs.items() if k != "backend"}
+        return f"{cfg.arch} {json.dumps(kwargs, sort_keys=True)} at T={cfg.time_steps}"
+
+    def shape(cfg: TrainConfig) -> tuple[int, ...] | None:
+        try:
+            return tuple(dataset_info(cfg.dataset, cfg.data_root, **cfg.data_options).input_shape)
+        except DatasetNotFoundError:  # a folder no longer there: not comparable
+            return None
+
+    theirs, mine = network(teacher), network(student)
+    if theirs != mine:
+        raise InvalidValueError(f"--teacher {path} is {theirs}, the student is {mine}: MD matches their membranes "
+                                "layer by layer, so the teacher must be the student's network; fine-tune the float "
+                                "model of the student's family on this data and pass that")
+    a, b = shape(teacher), shape(student)
+    if a and b and a != b:
+        raise InvalidValueError(f"--teacher {path} read its data as {list(a)}, the student reads {list(b)}: give the "
+                                "student the teacher's --data-options, or fine-tune a teacher at the student's size")
 
 
 def build_student_and_teacher(cfg: TrainConfig) -> tuple[nn.Module, nn.Module | None]:
@@ -145,7 +173,7 @@ def _zoo_student_and_teacher(cfg: TrainConfig) -> tuple[nn.Module, nn.Module | N
     if not e.teacher:
         raise InvalidValueError(f"{cfg.zoo_model} is a float model: it has no teacher to distill from")
     if cfg.teacher and cfg.teacher != e.teacher:  # a checkpoint of a teacher trained on this data
-        teacher = float_teacher(cfg.teacher, cfg.dataset, "MD distills")
+        teacher = float_teacher(cfg.teacher, cfg.dataset, "MD distills", cfg)
     elif cfg.dataset == e.dataset:
         teacher = create_model(e.teacher, pretrained=True, **cfg.arch_kwargs)
     else:

@@ -52,7 +52,8 @@ class TrainConfig:
     zoo_model: str | None = _opt(None, "finetune/md: start from this zoo model's weights (and its teacher's)")
     epochs: int = _opt(10, "epochs over the training part of the training split")
     max_steps: int | None = _opt(None, "stop after this many steps (quick checks)")
-    batch_size: int = _opt(128, "images per step (per process under torchrun)")
+    batch_size: int | None = _opt(128, "images per step (per process under torchrun); none: sized by the data, "
+                                  "a power of two from 16 to 128 that makes an epoch at least 32 steps")
     optimizer: str = _opt("sgd", "sgd (Nesterov) | adamw")
     lr: float = _opt(0.1, "peak learning rate (cosine schedule after the warm-up)")
     momentum: float = _opt(0.9, "SGD momentum")
@@ -60,7 +61,8 @@ class TrainConfig:
     warmup_epochs: float = _opt(0.5, "linear warm-up, in epochs")
     label_smoothing: float = _opt(0.0, "label smoothing of the cross-entropy")
     grad_clip: float | None = _opt(None, "clip the gradient's global norm to this before each step")
-    augment: bool = _opt(True, "random crop, horizontal flip and random erasing")
+    augment: str = _opt("crop,flip,erase", "augmentations of the training batches, comma-separated: crop (padded "
+                         "with the image's background), flip (horizontal), erase (random patches); none: off")
     val_size: int = _opt(5000, "images held out from the training split for choosing the best checkpoint")
     train_subset: int | None = _opt(None, "train on only this many training images (quick runs)")
     workers: int = _opt(2, "DataLoader processes for data read from files (in-memory sets need none)")
@@ -96,6 +98,8 @@ def config_from_dict(d: dict) -> TrainConfig:
     known = {k: v for k, v in d.items() if k in names}
     known.setdefault("bias_frac_bits", 0)
     known.setdefault("learn_edge_scales", True)  # and every weight scale was learned
+    if isinstance(known.get("augment"), bool):  # saved before policies: on meant all three
+        known["augment"] = "crop,flip,erase" if known["augment"] else "none"
     return TrainConfig(**known)
 
 

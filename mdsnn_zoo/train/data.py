@@ -75,3 +75,13 @@ def training_data(cfg: TrainConfig) -> tuple[Dataset, torch.Tensor, Dataset, tor
     if cfg.train_subset:
         train_idx = train_idx[: cfg.train_subset]
     return data, train_idx, val_data, val_idx
+
+
+def batch_size_for(samples: int, world: int = 1) -> int:
+    """A batch size for ``samples`` training images over ``world`` processes: the largest power of two
+    from 16 to 128 that still makes an epoch at least 32 steps (so that a few thousand images get
+    enough optimizer steps; 128 from about 4,100 images a process up)."""
+    size = 128
+    while size > 16 and samples // world // size < 32:
+        size //= 2
+    return size

@@ -17,7 +17,9 @@ SKIP = {"method", "arch_kwargs", "zoo_model", "data_options"}  # set by the comm
 COMMAND_DEFAULTS: dict[str, dict] = {  # the flags' defaults where a command's differ from TrainConfig's
     "train": {},
     "distill": {"w_bits": 2, "u_bits": 2, "lr": 0.02, "warmup_epochs": 0.0, "learn_step": False},
-    "finetune": {"lr": 0.01, "warmup_epochs": 0.0, "learn_step": False},
+    # on data the zoo never saw: no flips or erasing unless asked (digits and letters have a handedness), and
+    # a batch sized by the data so that a few thousand images get enough steps (benchmarks/finetune.py)
+    "finetune": {"lr": 0.01, "warmup_epochs": 0.0, "learn_step": False, "augment": "crop", "batch_size": None},
 }
 
 
@@ -46,6 +48,10 @@ def add_config_arguments(parser: argparse.ArgumentParser, defaults: dict) -> Non
         common = {"default": default, "help": text if default is None else f"{text} (default: {default})"}
         if hint in (bool, bool | None):  # bool | None: unset lets the run decide (--amp: the hardware)
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **common)
+        elif f.name == "augment":  # a policy; --no-augment turns it off
+            parser.add_argument(flag, metavar="POLICY", **common)
+            parser.add_argument("--no-augment", dest="augment", action="store_const", const="none",
+                                help="no augmentation (the same as --augment none)")
         else:
             parse, metavar = _PARSERS.get(hint, (str, f.name.upper()))
             parser.add_argument(flag, type=parse, metavar=metavar, **common)

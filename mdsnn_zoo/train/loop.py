@@ -22,7 +22,7 @@ from torch import nn
 
 from mdsnn_zoo import checkpoint as ckpt
 from mdsnn_zoo.data import dataset_info
-from mdsnn_zoo.data.batching import Batches, augment_batch, background
+from mdsnn_zoo.data.batching import Batches, augment, augment_policy, background
 from mdsnn_zoo.distill import MDLoss
 from mdsnn_zoo.errors import InvalidValueError
 from mdsnn_zoo.evaluation import summarize, tally
@@ -36,7 +36,7 @@ from mdsnn_zoo.train.build import (
     to_layout,
 )
 from mdsnn_zoo.train.config import TrainConfig, arithmetic, check_same_network
-from mdsnn_zoo.train.data import resolve_data_options, training_data
+from mdsnn_zoo.train.data import batch_size_for, resolve_data_options, training_data
 from mdsnn_zoo.train.distributed import (
     Dist,
     barrier,
@@ -97,9 +97,13 @@ def _networks(cfg: TrainConfig, device: torch.device) -> tuple[nn.Module, nn.Mod
     return model, teacher, loss_fn, forcing
 
 
-def _batches(cfg: TrainConfig, ddp: Dist, say: Log) -> tuple[Batches, Batches]:
-    """This rank's training batches (its shard of each epoch) and validation batches (its share)."""
+def _batches(cfg: TrainConfig, ddp: Dist, say: Log) -> tuple[TrainConfig, Batches, Batches]:
+    """This rank's training batches (its shard of each epoch) and validation batches (its share), and
+    ``cfg`` with its batch size decided (``None``: sized by the data, :func:`batch_size_for`)."""
     data, train_idx, val_data, val_idx = training_data(cfg)
+    if cfg.batch_size is None:
+        cfg = dataclasses.replace(cfg, batch_size=batch_size_for(len(train_idx), ddp.world))
+        say(f"batch size {cfg.batch_size} for {len(train_idx)} training samples")
     if val_data is not data:
         split = dataset_info(cfg.dataset, cfg.data_root, **cfg.data_options).validation_split
         say(f"validation: the {split!r} split ({len(val_idx)} samples)")
@@ -107,7 +111,7 @@ def _batches(cfg: TrainConfig, ddp: Dist, say: Log) -> tuple[Batches, Batches]:
     val_batches = Batches(val_data, val_idx, 256, False, rank=ddp.rank, world=ddp.world, workers=cfg.workers)
     if train_batches.steps_per_epoch() == 0:
         raise InvalidValueError(f"batch size {cfg.batch_size} is larger than the training data on each process")
-    return train_batches, val_batches
+    return cfg, train_batches, val_batches
 
 
 def setup(cfg: TrainConfig, log: Log = print) -> Run:
@@ -122,6 +126,7 @@ def setup(cfg: TrainConfig, log: Log = print) -> Run:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
+    augment_policy(cfg.augment)  # an unknown augmentation stops the run before anything is built
     cfg = dataclasses.replace(cfg, data_options=resolve_data_options(cfg))
     model, teacher, loss_fn, forcing = _networks(cfg, device)
     amp, precision = resolve_amp(cfg.amp, device)
@@ -129,7 +134,7 @@ def setup(cfg: TrainConfig, log: Log = print) -> Run:
     say(f"precision: {precision}")
     if cfg.val_amp != amp:
         say(f"validation: {arithmetic(cfg.val_amp)}")
-    train_batches, val_batches = _batches(cfg, ddp, say)
+    cfg, train_batches, val_batches = _batches(cfg, ddp, say)
     steps_per_epoch = train_batches.steps_per_epoch()
     total = cfg.epochs * steps_per_epoch
     optimizer = make_optimizer(cfg, model)
@@ -204,9 +209,10 @@ def run_epoch(run: Run, log: RunLog) -> None:
     if run.teacher is not None:
         run.teacher.eval()
     log.start_epoch(epoch, run.steps_per_epoch, done)
+    policy = augment_policy(cfg.augment)
     for x, y in run.train_batches.epoch(epoch, done):
-        if cfg.augment:  # padded and erased with the data's own background (black, or no events)
-            x = augment_batch(x, run.aug_gen, fill=background(run.train_batches.dataset))
+        if policy:  # padded and erased with the data's own background (black, or no events)
+            x = augment(x, run.aug_gen, policy, fill=background(run.train_batches.dataset))
         x, y = x.to(run.device, non_blocking=True), y.to(run.device, non_blocking=True)
         forcing = run.forcing_start * max(0.0, 1.0 - 2.0 * run.step / (cfg.epochs * run.steps_per_epoch))
         loss, logits, parts = train_step(run.net, run.model, run.teacher, run.optimizer, x, y, run.loss_fn,
