@@ -105,12 +105,17 @@ def _test_top1(run: Path, data: Path) -> float:
 
 
 def journey(base: str, data: Path, dataset: str, out: Path, extra: list[str]) -> list[dict]:
-    """The four fine-tuning runs of family ``base`` on ``data``, each row's numbers."""
+    """The four fine-tuning runs of family ``base`` on ``data``, each row's numbers. The students are
+    given the teacher row's checkpoint (``--teacher``): what ``finetune STUDENT`` alone would fine-tune
+    first into ``OUT/teacher``, made once for all three."""
     rows = []
+    teacher = out / f"{base}_fp" / "best.safetensors"
     for variant, label in ROWS:
         run = out / f"{base}_{variant}"
         args = ["finetune", f"{base}_{variant}", "--dataset", dataset, "--data-root", str(data),
                 "--out-dir", str(run), "--resume", "--no-progress", "--no-tensorboard", *extra]
+        if variant != "fp":
+            args += ["--teacher", str(teacher)]
         if variant == "w2u2_qat":
             args.append("--no-distill")
         start = time.perf_counter()

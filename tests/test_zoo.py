@@ -486,3 +486,22 @@ def test_event_entries_read_their_data_at_their_own_time_steps():
     assert event.dataset == "n-fashion-mnist" and event.data_options == {"time_steps": 10}
     assert "--time-steps 10" in event.recipe and "--dataset n-fashion-mnist" in event.recipe
     assert get_entry("vgg9.fmnist_t4_fp").data_options == {}
+
+
+def test_finetune_refuses_a_teacher_of_another_network_and_writes_nothing(published, image_folder, tmp_path, capsys):
+    """MD matches membranes layer by layer: a float teacher of another architecture is refused before
+    the student's run folder is made."""
+    from mdsnn_zoo.cli import main
+
+    quick = ["--dataset", "imagefolder", "--data-root", str(image_folder), "--max-steps", "1", "--batch-size", "8",
+             "--no-progress", "--no-tensorboard", "--no-amp"]
+    other = tmp_path / "vgg"
+    assert main(["train", "--arch", "vgg9", "--arch-kwargs", '{"width": 0.125, "backend": "torch"}', "--epochs", "1",
+                 "--data-options", '{"channels": 1, "size": [28, 28]}', *quick, "--out-dir", str(other)]) == 0
+    capsys.readouterr()
+    student = tmp_path / "student"
+    assert main(["finetune", TINY, *quick, "--arch-kwargs", '{"backend": "torch"}', "--teacher",
+                 str(other / "best.safetensors"), "--out-dir", str(student)]) == 2
+    err = capsys.readouterr().err
+    assert "is vgg9" in err and "the student is small_cnn" in err and "the teacher must be the student's network" in err
+    assert not student.exists()

@@ -53,7 +53,11 @@ def quantize_as(model: nn.Module, cfg: TrainConfig, w_bits: int | None = None) -
 
 
 def _load_state(model: nn.Module, start: ckpt.Checkpoint) -> None:
-    missing, unexpected = model.load_state_dict(start.model_state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(start.model_state, strict=False)
+    except RuntimeError as exc:  # tensors of other shapes: another network
+        raise InvalidValueError(f"{start.path} does not fit this model ({str(exc).splitlines()[-1].strip()}); "
+                                "check --arch, --arch-kwargs and the bits") from None
     if unexpected or missing:
         raise InvalidValueError(f"{start.path} does not fit this model: missing {missing[:3]}, unexpected "
                                 f"{unexpected[:3]}; check --arch and the bits")
@@ -124,9 +128,9 @@ def build_student_and_teacher(cfg: TrainConfig) -> tuple[nn.Module, nn.Module | 
     if cfg.method == "md":
         if not cfg.teacher:
             raise InvalidValueError("method 'md' needs a teacher checkpoint (--teacher PATH)")
-        load_weights(model, cfg.teacher)
-        student = quantize_as(model, cfg, w_bits=cfg.w_bits or 8)
-        return student, model.eval().requires_grad_(False)
+        teacher = float_teacher(cfg.teacher, cfg.dataset, "MD distills", cfg)
+        load_weights(model, cfg.teacher)  # the student starts as its teacher, quantized
+        return quantize_as(model, cfg, w_bits=cfg.w_bits or 8), teacher
     model = _started_student(cfg, model)
     if not cfg.teacher:
         return model, None
