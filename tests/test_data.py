@@ -313,3 +313,16 @@ def test_augmentation_pads_and_erases_with_the_images_background():
     moved = augment_batch(frames, torch.Generator().manual_seed(1), erase_p=1.0, fill=background(frames))
     assert set(moved.unique().tolist()) == {0.0, 1.0}
     assert background(TensorImageDataset(images, torch.zeros(64), info, normalize=False)).eq(0).all()
+
+
+def test_augmentation_policies_name_what_runs():
+    from mdsnn_zoo.data.batching import augment, augment_policy
+
+    assert augment_policy("crop,flip,erase") == ("crop", "flip", "erase") == augment_policy(True)
+    assert augment_policy("erase, crop") == ("crop", "erase") and augment_policy("none") == () == augment_policy(False)
+    with pytest.raises(ValueError, match="unknown augmentation 'rotate'.*crop, flip, erase"):
+        augment_policy("crop,rotate")
+    x = torch.arange(2 * 1 * 8 * 8, dtype=torch.float32).view(2, 1, 8, 8)
+    assert torch.equal(augment(x, torch.Generator().manual_seed(0), ()), x)  # nothing asked, nothing done
+    flipped = augment(x, torch.Generator().manual_seed(0), ("flip",))
+    assert all(torch.equal(f, s) or torch.equal(f, s.flip(-1)) for f, s in zip(flipped, x, strict=True))

@@ -628,3 +628,18 @@ def test_a_run_from_a_checkpoint_whose_image_folder_is_gone(image_folder, tmp_pa
     shutil.rmtree(moved)
     given = dataclasses.replace(kept, data_options={"channels": 1, "size": [12, 12]})
     assert train(given, log=lambda *_: None)["step"] == 1
+
+
+def test_a_batch_sized_by_the_data_gives_an_epoch_at_least_32_steps():
+    from mdsnn_zoo.train.data import batch_size_for
+
+    assert batch_size_for(1078) == 32 and batch_size_for(55000) == 128 and batch_size_for(100) == 16
+    assert batch_size_for(4096) == 128 and batch_size_for(4095) == 64 and batch_size_for(8192, world=2) == 128
+    for n in (600, 1078, 2500, 4000):
+        assert n // batch_size_for(n) >= 32
+
+
+def test_configs_saved_with_augment_on_or_off_read_as_policies():
+    assert config_from_dict({"augment": True}).augment == "crop,flip,erase"
+    assert config_from_dict({"augment": False}).augment == "none"
+    assert config_from_dict({"augment": "crop"}).augment == "crop"
