@@ -637,6 +637,9 @@ def test_a_batch_sized_by_the_data_gives_an_epoch_at_least_32_steps():
     assert batch_size_for(4096) == 128 and batch_size_for(4095) == 64 and batch_size_for(8192, world=2) == 128
     for n in (600, 1078, 2500, 4000):
         assert n // batch_size_for(n) >= 32
+    from mdsnn_zoo.train.data import epochs_for
+
+    assert epochs_for(33) == 20 and epochs_for(430) == 10 and epochs_for(64) == 10 and epochs_for(0) == 640
 
 
 def test_configs_saved_with_augment_on_or_off_read_as_policies():

@@ -20,6 +20,9 @@ def _opt(default: Any, help: str) -> Any:
     return field(default=default, metadata={"help": help})
 
 
+MIN_STEPS = 640  # what epochs=None gives a small data set at the least: enough steps for a low-bit student
+
+
 @dataclass
 class TrainConfig:
     """Everything a run depends on; stored in every checkpoint. Each field is a flag of ``mdsnn-zoo
@@ -50,7 +53,8 @@ class TrainConfig:
                                "learns (KD, no membrane term)")
     init: str | None = _opt(None, "fp/qat/finetune: checkpoint to start from (fp: e.g. a ReLU twin's weights)")
     zoo_model: str | None = _opt(None, "finetune/md: start from this zoo model's weights (and its teacher's)")
-    epochs: int = _opt(10, "epochs over the training part of the training split")
+    epochs: int | None = _opt(10, "epochs over the training part of the training split; none: sized by the data, "
+                              f"at least 10 epochs and {MIN_STEPS} optimizer steps")
     max_steps: int | None = _opt(None, "stop after this many steps (quick checks)")
     batch_size: int | None = _opt(128, "images per step (per process under torchrun); none: sized by the data, "
                                   "a power of two from 16 to 128 that makes an epoch at least 32 steps")

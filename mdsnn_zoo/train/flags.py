@@ -19,7 +19,8 @@ COMMAND_DEFAULTS: dict[str, dict] = {  # the flags' defaults where a command's d
     "distill": {"w_bits": 2, "u_bits": 2, "lr": 0.02, "warmup_epochs": 0.0, "learn_step": False},
     # on data the zoo never saw: no flips or erasing unless asked (digits and letters have a handedness), and
     # a batch sized by the data so that a few thousand images get enough steps (benchmarks/finetune.py)
-    "finetune": {"lr": 0.01, "warmup_epochs": 0.0, "learn_step": False, "augment": "crop", "batch_size": None},
+    "finetune": {"lr": 0.01, "warmup_epochs": 0.0, "learn_step": False, "augment": "crop", "batch_size": None,
+                 "epochs": None},
 }
 
 

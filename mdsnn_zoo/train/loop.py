@@ -36,7 +36,7 @@ from mdsnn_zoo.train.build import (
     to_layout,
 )
 from mdsnn_zoo.train.config import TrainConfig, arithmetic, check_same_network
-from mdsnn_zoo.train.data import batch_size_for, resolve_data_options, training_data
+from mdsnn_zoo.train.data import batch_size_for, epochs_for, resolve_data_options, training_data
 from mdsnn_zoo.train.distributed import (
     Dist,
     barrier,
@@ -99,7 +99,8 @@ def _networks(cfg: TrainConfig, device: torch.device) -> tuple[nn.Module, nn.Mod
 
 def _batches(cfg: TrainConfig, ddp: Dist, say: Log) -> tuple[TrainConfig, Batches, Batches]:
     """This rank's training batches (its shard of each epoch) and validation batches (its share), and
-    ``cfg`` with its batch size decided (``None``: sized by the data, :func:`batch_size_for`)."""
+    ``cfg`` with its batch size and epochs decided (``None``: sized by the data, :func:`batch_size_for`,
+    :func:`epochs_for`)."""
     data, train_idx, val_data, val_idx = training_data(cfg)
     if cfg.batch_size is None:
         cfg = dataclasses.replace(cfg, batch_size=batch_size_for(len(train_idx), ddp.world))
@@ -111,6 +112,9 @@ def _batches(cfg: TrainConfig, ddp: Dist, say: Log) -> tuple[TrainConfig, Batche
     val_batches = Batches(val_data, val_idx, 256, False, rank=ddp.rank, world=ddp.world, workers=cfg.workers)
     if train_batches.steps_per_epoch() == 0:
         raise InvalidValueError(f"batch size {cfg.batch_size} is larger than the training data on each process")
+    if cfg.epochs is None:
+        cfg = dataclasses.replace(cfg, epochs=epochs_for(train_batches.steps_per_epoch()))
+        say(f"{cfg.epochs} epochs of {train_batches.steps_per_epoch()} steps")
     return cfg, train_batches, val_batches
 
 
