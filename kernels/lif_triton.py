@@ -163,6 +163,16 @@ def _load_step(ptr, t, stride, offs, mask):
 
 
 @triton.jit
+def _bwd_loads(gs_ptr, stride_gst, gs_offs, state_ptr, frac_ptr, gh_ptr, stride_ght, gh_offs, tgt_ptr, M, offs, t,
+               mask, QUANT: tl.constexpr, HAS_GH: tl.constexpr, TARGET: tl.constexpr):
+    """Step ``t``'s inputs of the backward pass, as stored: the spike gradient, the saved state, the
+    residual, the gradient on the recorded membrane and the target (those a variant lacks: zeros)."""
+    return (_load_step(gs_ptr, t, stride_gst, gs_offs, mask), _load_step(state_ptr, t, M, offs, mask),
+            _load_step(frac_ptr, t, M, offs, mask & QUANT), _load_step(gh_ptr, t, stride_ght, gh_offs, mask & HAS_GH),
+            _load_step(tgt_ptr, t, M, offs, mask & TARGET))
+
+
+@triton.jit
 def _saved_terms(saved, fc, d, r, theta, v_th, v_rst, shift, QUANT: tl.constexpr, HARD: tl.constexpr,
                  SHIFTED: tl.constexpr, OFFSET: tl.constexpr):
     """One step's terms from what the forward pass saved (``saved``: the int8 codes, or H; ``fc``: the
@@ -238,22 +248,16 @@ def _lif_bwd_kernel(
     if TARGET:
         coef = tl.load(coef_ptr).to(tl.float32)
     # Step T - 1's loads; each step then issues the loads of the step before it ahead of its store.
-    first = mask & (T > 0)
-    g_s_next = _load_step(gs_ptr, T - 1, stride_gst, gs_offs, first)
-    state_next = _load_step(state_ptr, T - 1, M, offs, first)
-    frac_next = _load_step(frac_ptr, T - 1, M, offs, first & QUANT)
-    gh_next = _load_step(gh_ptr, T - 1, stride_ght, gh_offs, first & HAS_GH)
-    tgt_next = _load_step(tgt_ptr, T - 1, M, offs, first & TARGET)
+    g_s_next, state_next, frac_next, gh_next, tgt_next = _bwd_loads(
+        gs_ptr, stride_gst, gs_offs, state_ptr, frac_ptr, gh_ptr, stride_ght, gh_offs, tgt_ptr, M, offs, T - 1,
+        mask & (T > 0), QUANT, HAS_GH, TARGET)
     for i in tl.range(T):
         t = T - 1 - i
         g_s, saved, fc = g_s_next.to(tl.float32), state_next, frac_next.to(tl.float32)
         g_h_in, tgt = gh_next.to(tl.float32), tgt_next.to(tl.float32)
-        ahead = mask & (t > 0)
-        g_s_next = _load_step(gs_ptr, t - 1, stride_gst, gs_offs, ahead)
-        state_next = _load_step(state_ptr, t - 1, M, offs, ahead)
-        frac_next = _load_step(frac_ptr, t - 1, M, offs, ahead & QUANT)
-        gh_next = _load_step(gh_ptr, t - 1, stride_ght, gh_offs, ahead & HAS_GH)
-        tgt_next = _load_step(tgt_ptr, t - 1, M, offs, ahead & TARGET)
+        g_s_next, state_next, frac_next, gh_next, tgt_next = _bwd_loads(
+            gs_ptr, stride_gst, gs_offs, state_ptr, frac_ptr, gh_ptr, stride_ght, gh_offs, tgt_ptr, M, offs, t - 1,
+            mask & (t > 0), QUANT, HAS_GH, TARGET)
         u, s, dv_ds, hq = _saved_terms(saved, fc, d, r, theta, v_th, v_rst, shift, QUANT, HARD, SHIFTED, OFFSET)
         if not DETACH:
             g_s = g_s + gv * dv_ds
