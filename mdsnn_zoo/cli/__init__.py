@@ -24,7 +24,8 @@ SUBCOMMANDS = {  # name: one line of help; a subcommand's module is imported onl
     "distill": "train a low-bit student with membrane-aware distillation from a float teacher (--teacher)",
     "plot": "draw figures (membranes: teacher vs naive-QAT vs MD; curves: validation top-1; events: recordings)",
     "cost": "what a model costs on hardware (SpikeSim or digital): energy, latency, area, EDAP, TOPS/W",
-    "bench": "measure throughput and print a markdown table (bench lif | mse | train)",
+    "bench": "measure throughput and print a markdown table (bench lif | mse | train), or compile the GPU kernels "
+             "ahead of time (bench aot)",
     "data": "show which data sets are found and where (data make n-fashion-mnist: make the event data set)",
 }
 
