@@ -28,7 +28,7 @@ def finetune_config(cfg: TrainConfig, name: str | None, teacher: str | None = No
 
     e = get_entry(name)
     method = "md" if e.teacher and distill else "finetune"
-    # on its own data set the zoo teacher; on other data a teacher fine-tuned on it, or an error
+    # on its own data set the zoo teacher; on other data one fine-tuned on it (finetune_runs makes it first)
     teacher = teacher or (e.teacher if method == "md" and cfg.dataset == e.dataset else None)
     return dataclasses.replace(cfg, method=method, zoo_model=e.name, arch=e.arch,
                                arch_kwargs={**e.arch_kwargs, **cfg.arch_kwargs}, time_steps=e.time_steps,
