@@ -291,6 +291,42 @@ def test_image_folder_errors_name_the_file_or_folder(image_folder, tmp_path):
         get_dataset("imagefolder", "train", root=tmp_path / "one", channels=1, size=4)
 
 
+def test_image_folder_reads_every_pil_mode_as_its_grey_levels(tmp_path):
+    """The same grey picture saved in eight PIL modes (16-bit and palette among them) and two sizes
+    reads as the same pixels; a 32-bit float image is refused, naming the file."""
+    from PIL import Image
+
+    grey = np.random.default_rng(3).integers(0, 256, (9, 7), np.uint8)
+    grey[0, 0], grey[0, 1] = 0, 255  # the extremes of the scale
+    saved = {"L": Image.fromarray(grey), "I;16": Image.fromarray(grey.astype(np.uint16) * 257),
+             "I": Image.fromarray(grey.astype(np.int32) * 257), "RGB": Image.fromarray(grey).convert("RGB"),
+             "RGBA": Image.fromarray(grey).convert("RGBA"), "LA": Image.fromarray(grey).convert("LA"),
+             "P": Image.fromarray(grey).convert("RGB").quantize(256, dither=Image.Dither.NONE)}
+    for cls in ("a", "b"):
+        for mode, img in saved.items():
+            (tmp_path / "modes" / "train" / cls).mkdir(parents=True, exist_ok=True)
+            suffix = "tiff" if mode == "I" else "png"  # PNG holds no 32-bit integers
+            img.save(tmp_path / "modes" / "train" / cls / f"{mode.replace(';', '_')}.{suffix}")
+        big = Image.fromarray(np.repeat(np.repeat(grey, 2, 0), 2, 1))
+        big.save(tmp_path / "modes" / "train" / cls / "big.png")
+    data = get_dataset("imagefolder", "train", root=tmp_path / "modes", channels=1, size=[9, 7], normalize=False).data
+    assert data.shape == (16, 1, 9, 7)
+    palette = [i for i, path in enumerate(sorted((tmp_path / "modes" / "train" / "a").iterdir())) if path.stem == "P"]
+    for i in range(16):
+        if i % 8 == 7:  # big.png (sorted last), resized to the size asked for
+            assert torch.equal(data[i, 0], torch.from_numpy(np.array(big.resize((7, 9), Image.BILINEAR))))
+            continue
+        tolerance = 2 if i % 8 in palette else 0  # a 256-colour palette may merge neighbouring greys
+        assert (data[i, 0].int() - torch.from_numpy(grey).int()).abs().max() <= tolerance, i
+    for cls in ("a", "b"):
+        (tmp_path / "floats" / "train" / cls).mkdir(parents=True)
+        Image.fromarray(grey).save(tmp_path / "floats" / "train" / cls / "0.png")
+    floats = tmp_path / "floats" / "train" / "b" / "1.tiff"
+    Image.fromarray(grey.astype(np.float32) / 255).save(floats)
+    with pytest.raises(ValueError, match=f"{floats} is a 32-bit floating-point image; save it with 8 or 16 bits"):
+        get_dataset("imagefolder", "train", root=tmp_path / "floats", channels=1, size=[9, 7])
+
+
 def test_augmentation_pads_and_erases_with_the_images_background():
     """Black after normalisation, per channel: a black image stays black, whatever is cropped or erased."""
     from mdsnn_zoo.data._base import TensorImageDataset

@@ -4,7 +4,8 @@ Splits, classes and labels follow :mod:`mdsnn_zoo.data._folders`. Files with tor
 extensions are read (``.jpg``, ``.jpeg``, ``.png``, ``.ppm``, ``.bmp``, ``.pgm``, ``.tif``, ``.tiff``,
 ``.webp``, any case); others are ignored.
 
-Each image becomes the model's input: converted to greyscale (``channels=1``, PIL mode ``L``) or RGB
+Each image, whatever its size and PIL mode (16-bit greyscale is scaled to 8 bits; 32-bit float is
+refused), becomes the model's input: converted to greyscale (``channels=1``, PIL mode ``L``) or RGB
 (``channels=3``) and resized to ``size`` (an int or ``(height, width)``; bilinear) when it differs.
 Without ``channels``/``size`` they are the first training image's (greyscale if its mode is a single
 band); fine-tuning a zoo model passes that model's own. Normalisation uses ``mean``/``std`` when
@@ -58,6 +59,24 @@ def _open(path: Path):
         raise CorruptFileError(f"cannot decode image {path}: {exc}; replace or remove the file") from None
 
 
+def _eight_bit(img: Any, path: Path) -> Any:
+    """``img`` with 8-bit bands: a 16-bit greyscale image (PIL modes ``I;16*``, or ``I`` within 16
+    bits) scaled from 0-65535 to 0-255, which PIL's own conversion would clip to white."""
+    if img.mode.startswith("I;16") or img.mode == "I":
+        import numpy as np
+
+        pixels = np.asarray(img, dtype=np.int64)
+        if pixels.min(initial=0) < 0 or pixels.max(initial=0) > 65535:
+            raise InvalidValueError(f"{path} is a 32-bit integer image with values outside 0-65535; save it "
+                                    "with 8 or 16 bits per channel")
+        from PIL import Image
+
+        return Image.fromarray(np.rint(pixels / 257).astype(np.uint8))
+    if img.mode == "F":
+        raise InvalidValueError(f"{path} is a 32-bit floating-point image; save it with 8 or 16 bits per channel")
+    return img
+
+
 @functools.lru_cache(maxsize=8)
 def _decode(root: Path, split: str, shape: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
     """All images of a split as ``uint8 [N, C, H, W]`` and their labels ``int64 [N]`` (cached)."""
@@ -68,7 +87,7 @@ def _decode(root: Path, split: str, shape: tuple[int, int, int]) -> tuple[torch.
     data = torch.empty(len(paths), c, h, w, dtype=torch.uint8)
     for i, path in enumerate(paths):
         with _open(path) as img:
-            img = img.convert("L" if c == 1 else "RGB")
+            img = _eight_bit(img, path).convert("L" if c == 1 else "RGB")
             if img.size != (w, h):
                 img = img.resize((w, h), Image.BILINEAR)
             pixels = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
