@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 
 import pytest
 import torch
@@ -489,8 +490,9 @@ def test_event_entries_read_their_data_at_their_own_time_steps():
 
 
 def test_finetune_refuses_a_teacher_of_another_network_and_writes_nothing(published, image_folder, tmp_path, capsys):
-    """MD matches membranes layer by layer: a float teacher of another architecture is refused before
-    the student's run folder is made."""
+    """MD matches membranes layer by layer: a float teacher of another architecture or input size is
+    refused before the student's run folder is made; so is a folder whose val split has a class that
+    train lacks, before the teacher's."""
     from mdsnn_zoo.cli import main
 
     quick = ["--dataset", "imagefolder", "--data-root", str(image_folder), "--max-steps", "1", "--batch-size", "8",
@@ -504,4 +506,23 @@ def test_finetune_refuses_a_teacher_of_another_network_and_writes_nothing(publis
                  str(other / "best.safetensors"), "--out-dir", str(student)]) == 2
     err = capsys.readouterr().err
     assert "is vgg9" in err and "the student is small_cnn" in err and "the teacher must be the student's network" in err
+    assert not student.exists()
+    # the student's own network, but reading the images at another size than the student is told to
+    small = tmp_path / "small"
+    assert main(["train", "--arch", "small_cnn", "--arch-kwargs", '{"backend": "torch"}', "--epochs", "1",
+                 "--data-options", '{"channels": 1, "size": [16, 16]}', *quick, "--out-dir", str(small)]) == 0
+    capsys.readouterr()
+    assert main(["finetune", TINY, *quick, "--arch-kwargs", '{"backend": "torch"}', "--teacher",
+                 str(small / "best.safetensors"), "--data-options", '{"channels": 1, "size": [28, 28]}',
+                 "--out-dir", str(student)]) == 2
+    err = capsys.readouterr().err
+    assert "read its data as [1, 16, 16], the student reads [1, 28, 28]" in err and "--data-options" in err
+    assert not student.exists()
+    # a val class that train lacks stops the one-command flow before its teacher is written
+    owls = shutil.copytree(image_folder, tmp_path / "owls")  # a folder this process has not read yet
+    (owls / "val" / "z-owl").mkdir()
+    (owls / "val" / "z-owl" / "0.png").write_bytes((owls / "val" / "a-cat" / "0.png").read_bytes())
+    assert main(["finetune", TINY, *quick, "--data-root", str(owls), "--arch-kwargs", '{"backend": "torch"}',
+                 "--out-dir", str(student)]) == 2
+    assert "z-owl is a class the train split does not have" in capsys.readouterr().err
     assert not student.exists()
