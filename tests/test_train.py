@@ -49,18 +49,51 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
     return ckpt.model_state(tensors)
 
 
-def test_resume_equals_an_uninterrupted_run(data_root, tmp_path):
-    full = train(_cfg(data_root, tmp_path / "full"), log=lambda *_: None)
+@pytest.mark.parametrize("ema_decay", [0.0, 0.9])
+def test_resume_equals_an_uninterrupted_run(data_root, tmp_path, ema_decay):
+    full = train(_cfg(data_root, tmp_path / "full", ema_decay=ema_decay), log=lambda *_: None)
     assert full["step"] == 2 * (320 // 32)
-    train(_cfg(data_root, tmp_path / "cut", max_steps=7, checkpoint_every=7), log=lambda *_: None)
+    train(_cfg(data_root, tmp_path / "cut", max_steps=7, checkpoint_every=7, ema_decay=ema_decay), log=lambda *_: None)
     assert ckpt.read_checkpoint(tmp_path / "cut" / "last.safetensors")[1]["info"]["step"] == 7
-    resumed = train(_cfg(data_root, tmp_path / "cut", resume=True), log=lambda *_: None)
-    assert resumed["step"] == full["step"]
-    a, b = _weights(tmp_path / "full" / "last.safetensors"), _weights(tmp_path / "cut" / "last.safetensors")
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
+    resumed = train(_cfg(data_root, tmp_path / "cut", resume=True, ema_decay=ema_decay), log=lambda *_: None)
+    assert resumed == full
+    for name in ("last", "best"):  # with a weight average, best holds it: resumed with the run
+        a, b = _weights(tmp_path / "full" / f"{name}.safetensors"), _weights(tmp_path / "cut" / f"{name}.safetensors")
+        assert a.keys() == b.keys()
+        for k in a:
+            assert torch.equal(a[k], b[k]), (name, k)
     assert (tmp_path / "full" / "log.csv").read_text().count("\n") == full["step"] + 1
+
+
+def test_the_weight_average_is_validated_and_saved_as_best(data_root, tmp_path):
+    """--ema-decay: after each step every float tensor of the average moves toward the model's by
+    1 - min(decay, (1 + step) / (10 + step)); best.safetensors holds the average, last the model
+    (and the average, to resume)."""
+    from mdsnn_zoo.train.step import update_average
+
+    model, average = torch.nn.BatchNorm1d(3), torch.nn.BatchNorm1d(3)
+    with torch.no_grad():
+        model.weight.fill_(2.0)
+        model.running_mean.fill_(4.0)
+    model.num_batches_tracked.fill_(5)
+    update_average(average, model, decay=0.9, step=1)  # d = min(0.9, 2 / 11)
+    assert torch.allclose(average.weight, torch.full((3,), 1 + (2 - 1) * 9 / 11))
+    assert torch.allclose(average.running_mean, torch.full((3,), 4 * 9 / 11))
+    assert average.num_batches_tracked.item() == 5
+    update_average(average, model, decay=0.5, step=100)  # d = 0.5
+    assert torch.allclose(average.running_mean, torch.full((3,), 4 * 9 / 11 + (4 - 4 * 9 / 11) / 2))
+
+    out = tmp_path / "avg"
+    result = train(_cfg(data_root, out, epochs=1, ema_decay=0.8), log=lambda *_: None)
+    tensors, header = ckpt.read_checkpoint(out / "last.safetensors")
+    best, live = _weights(out / "best.safetensors"), ckpt.model_state(tensors)
+    averaged = {k[len("extra.average."):]: v for k, v in tensors.items() if k.startswith("extra.average.")}
+    assert averaged.keys() == live.keys() == best.keys()
+    assert any(not torch.equal(averaged[k], live[k]) for k in live)  # the average lags the model
+    assert all(torch.equal(averaged[k], best[k]) for k in best)  # one epoch: the best is its end
+    assert header["info"]["best_val_top1"] == result["best_val_top1"]
+    with pytest.raises(ValueError, match=r"ema_decay must be in \[0, 1\)"):
+        train(_cfg(data_root, tmp_path / "bad", ema_decay=1.0), log=lambda *_: None)
 
 
 def test_the_step_log_is_on_disk_at_each_checkpoint(data_root, tmp_path, monkeypatch):

@@ -65,6 +65,9 @@ class TrainConfig:
     warmup_epochs: float = _opt(0.5, "linear warm-up, in epochs")
     label_smoothing: float = _opt(0.0, "label smoothing of the cross-entropy")
     grad_clip: float | None = _opt(None, "clip the gradient's global norm to this before each step")
+    ema_decay: float = _opt(0.0, "keep an exponential moving average of the weights with this decay per step "
+                            "(warmed up as (1 + step) / (10 + step)); it is what is validated and saved as "
+                            "best.safetensors; 0: off")
     augment: str = _opt("crop,flip,erase", "augmentations of the training batches, comma-separated: crop (padded "
                          "with the image's background), flip (horizontal), erase (random patches); none: off")
     val_size: int = _opt(5000, "images held out from the training split for choosing the best checkpoint")

@@ -11,6 +11,7 @@ the log interval only (:class:`~mdsnn_zoo.train.runlog.RunLog`).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -46,7 +47,7 @@ from mdsnn_zoo.train.distributed import (
     sum_over_ranks,
 )
 from mdsnn_zoo.train.runlog import RunLog
-from mdsnn_zoo.train.step import lr_lambda, make_optimizer, train_step
+from mdsnn_zoo.train.step import lr_lambda, make_optimizer, train_step, update_average
 
 Log = Callable[[str], Any]
 
@@ -62,6 +63,7 @@ class Run:
     model: nn.Module
     net: nn.Module  # the model, or its DDP wrapper
     teacher: nn.Module | None
+    average: nn.Module | None  # the moving average of the model's weights (--ema-decay), else None
     loss_fn: MDLoss
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LambdaLR
@@ -81,6 +83,11 @@ class Run:
     def out(self) -> Path:
         """The run folder."""
         return Path(self.cfg.out_dir)
+
+    @property
+    def chosen(self) -> nn.Module:
+        """The network that is validated and saved as best: the weight average, else the model."""
+        return self.model if self.average is None else self.average
 
 
 def _networks(cfg: TrainConfig, device: torch.device) -> tuple[nn.Module, nn.Module | None, MDLoss, float]:
@@ -131,6 +138,9 @@ def setup(cfg: TrainConfig, log: Log = print) -> Run:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     augment_policy(cfg.augment)  # an unknown augmentation stops the run before anything is built
+    if not 0.0 <= cfg.ema_decay < 1.0:
+        raise InvalidValueError(f"ema_decay must be in [0, 1) (0: no weight average; 0.99 averages about the last "
+                                f"100 steps), got {cfg.ema_decay}")
     cfg = dataclasses.replace(cfg, data_options=resolve_data_options(cfg))
     model, teacher, loss_fn, forcing = _networks(cfg, device)
     amp, precision = resolve_amp(cfg.amp, device)
@@ -143,8 +153,9 @@ def setup(cfg: TrainConfig, log: Log = print) -> Run:
     total = cfg.epochs * steps_per_epoch
     optimizer = make_optimizer(cfg, model)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(total, int(cfg.warmup_epochs * steps_per_epoch)))
-    run = Run(cfg, ddp, device, model, model, teacher, loss_fn, optimizer, scheduler, train_batches, val_batches,
-              steps_per_epoch, min(total, cfg.max_steps) if cfg.max_steps else total,
+    average = copy.deepcopy(model).requires_grad_(False) if cfg.ema_decay else None
+    run = Run(cfg, ddp, device, model, model, teacher, average, loss_fn, optimizer, scheduler, train_batches,
+              val_batches, steps_per_epoch, min(total, cfg.max_steps) if cfg.max_steps else total,
               torch.Generator().manual_seed(cfg.seed * 7919 + ddp.rank), forcing, precision,
               describe_machine(device), say)
     if cfg.resume:
@@ -164,6 +175,9 @@ def resume(run: Run) -> None:
     if saved is not None:
         check_same_network(run.cfg, saved, path)
     info, extra = ckpt.restore(path, run.model, run.optimizer, run.scheduler)
+    if run.average is not None:  # started from the weights where a run without an average stopped
+        averaged = {k[len("average."):]: v for k, v in extra.items() if k.startswith("average.")}
+        run.average.load_state_dict(averaged or run.model.state_dict())
     run.step, run.best = info["step"], info.get("best_val_top1", -1.0)
     run.aug_gen.set_state(extra.get(f"aug_rng_{run.ddp.rank}", extra["aug_rng_0"]))
     torch.set_rng_state(extra["torch_rng"])
@@ -190,8 +204,11 @@ def save(run: Run, names: tuple[str, ...] = ("last",), **metrics: Any) -> None:
     states = _random_states(run)
     if not run.ddp.main:
         return
+    if run.average is not None:  # last keeps the average to resume it; best holds it as the model
+        states |= {f"average.{k}": v for k, v in run.average.state_dict().items()}
     for name in names:
-        ckpt.save_checkpoint(run.out / f"{name}.safetensors", run.model, run.optimizer, run.scheduler, states,
+        net = run.chosen if name == "best" else run.model
+        ckpt.save_checkpoint(run.out / f"{name}.safetensors", net, run.optimizer, run.scheduler, states,
                              config=asdict(run.cfg), step=run.step, epoch=run.step / run.steps_per_epoch,
                              best_val_top1=run.best, precision=run.precision, machine=run.machine, **metrics)
 
@@ -199,8 +216,8 @@ def save(run: Run, names: tuple[str, ...] = ("last",), **metrics: Any) -> None:
 def validate(run: Run) -> dict[str, float]:
     """Top-1 (%) and spike rate on the held-out images: each rank counts its share (with rank 0's
     buffers), the counts are summed over the ranks, so every rank returns the same numbers."""
-    share_buffers(run.ddp, run.model)
-    counts = tally(run.model, run.val_batches.epoch(0), run.device, run.cfg.val_amp)
+    share_buffers(run.ddp, run.chosen)
+    counts = tally(run.chosen, run.val_batches.epoch(0), run.device, run.cfg.val_amp)
     return summarize(sum_over_ranks(run.ddp, counts))
 
 
@@ -224,6 +241,8 @@ def run_epoch(run: Run, log: RunLog) -> None:
                                          forcing=forcing)
         run.scheduler.step()
         run.step += 1
+        if run.average is not None:
+            update_average(run.average, run.model, cfg.ema_decay, run.step)
         log.step(run.step, epoch, loss, parts, (logits.argmax(1) == y).float().mean(),
                  run.scheduler.get_last_lr()[0], len(y) * run.ddp.world)
         if cfg.checkpoint_every and run.step % cfg.checkpoint_every == 0:

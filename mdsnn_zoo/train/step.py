@@ -28,6 +28,20 @@ def lr_lambda(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
     return f
 
 
+@torch.no_grad()
+def update_average(average: nn.Module, model: nn.Module, decay: float, step: int) -> None:
+    """Move ``average`` (a copy of ``model``) toward ``model`` after optimizer step ``step`` (1, 2, ...):
+    every floating-point parameter and buffer ``a <- d a + (1 - d) w`` with ``d = min(decay,
+    (1 + step) / (10 + step))``, so the first steps are not averaged with the starting weights for
+    long; other buffers (counts, flags) are copied."""
+    d = min(decay, (1 + step) / (10 + step))
+    for a, w in zip(average.state_dict().values(), model.state_dict().values(), strict=True):
+        if a.is_floating_point():
+            a.lerp_(w.to(a.dtype), 1.0 - d)
+        else:
+            a.copy_(w)
+
+
 def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     """SGD (Nesterov) or AdamW over ``model``'s trainable parameters, weight decay on weight
     matrices and kernels only (none on biases, BN, scales and membrane steps)."""
