@@ -396,6 +396,7 @@ def test_finetune_a_zoo_student_on_an_image_folder_and_score_it(published, image
     t_cfg = ckpt.read_checkpoint(tmp_path / "teacher" / "best.safetensors")[1]["info"]["config"]
     opts = t_cfg["data_options"]
     assert (t_cfg["method"], opts["channels"], opts["size"]) == ("finetune", 1, [28, 28])
+    assert (t_cfg["augment"], t_cfg["ema_decay"], t_cfg["lr"]) == ("crop", 0.99, 0.01)  # finetune's defaults
     assert len(opts["mean"]) == 1  # the folder's own statistics, kept with the run
     student = tmp_path / "student"
     assert main(["finetune", TINY, *common, "--teacher", str(tmp_path / "teacher" / "best.safetensors"),

@@ -17,10 +17,11 @@ SKIP = {"method", "arch_kwargs", "zoo_model", "data_options"}  # set by the comm
 COMMAND_DEFAULTS: dict[str, dict] = {  # the flags' defaults where a command's differ from TrainConfig's
     "train": {},
     "distill": {"w_bits": 2, "u_bits": 2, "lr": 0.02, "warmup_epochs": 0.0, "learn_step": False},
-    # on data the zoo never saw: no flips or erasing unless asked (digits and letters have a handedness), and
-    # a batch sized by the data so that a few thousand images get enough steps (benchmarks/finetune.py)
+    # on data the zoo never saw: no flips or erasing unless asked (digits and letters have a handedness), a
+    # batch sized by the data so that a few thousand images get enough steps, and a weight average that
+    # steadies a 2-bit student's last epochs (benchmarks/finetune.py)
     "finetune": {"lr": 0.01, "warmup_epochs": 0.0, "learn_step": False, "augment": "crop", "batch_size": None,
-                 "epochs": None},
+                 "epochs": None, "ema_decay": 0.99},
 }
 
 
