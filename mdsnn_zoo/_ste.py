@@ -26,6 +26,9 @@ def round_ste(x: torch.Tensor) -> torch.Tensor:
     return x.detach().round() + (x - x.detach())
 
 
-def pow2_ste(x: torch.Tensor) -> torch.Tensor:
-    """``2^round(log2 x)`` in value (exactly), gradient 1."""
-    return torch.exp2(torch.round(torch.log2(x.detach()))) + (x - x.detach())
+def dyadic_ste(x: torch.Tensor, frac_bits: int) -> torch.Tensor:
+    """``x`` (positive) rounded to the nearest ``M 2^e`` with ``M`` an integer of ``frac_bits + 1``
+    bits (``2^frac_bits <= M <= 2^(frac_bits + 1)``: a fixed-point multiplier and a shift), in value
+    exactly; gradient 1. ``frac_bits = 0``: the nearest power of two on a linear scale."""
+    e = torch.exp2(torch.floor(torch.log2(x.detach())) - frac_bits)
+    return torch.round(x.detach() / e) * e + (x - x.detach())

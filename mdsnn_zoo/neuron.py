@@ -19,7 +19,7 @@ from spikingjelly.activation_based import base, surrogate
 from torch import nn
 
 from mdsnn_zoo import backends
-from mdsnn_zoo._ste import grad_scale, pow2_ste
+from mdsnn_zoo._ste import dyadic_ste, grad_scale
 from mdsnn_zoo.errors import InvalidTypeError, InvalidValueError
 from mdsnn_zoo.kernels import mse_reference
 from mdsnn_zoo.kernels.lif_reference import LIFParams, grid_constants, lif_autograd
@@ -144,7 +144,7 @@ class QuantLIFNode(base.MemoryModule):
         self.store_h_seq = store_h_seq
         self.u_bits = None
         self.delta = None
-        self.pot_delta = False  # quantize_model(pot=True): Δ a power of two (integer inference)
+        self.pot_delta = False  # quantize_model(scale_bits=...): Δ a power of two (integer inference)
         self.set_u_bits(u_bits)
         self.surrogate_shift: float | None = None
         self.set_surrogate_shift(surrogate_shift)
@@ -195,7 +195,7 @@ class QuantLIFNode(base.MemoryModule):
         # a floor at V_th / 2^(b+1) (a quarter of the initial step): the step can shrink, not collapse
         delta = self.delta.clamp(min=self.v_threshold / 2 ** (self.u_bits + 1))
         if self.pot_delta:
-            delta = pow2_ste(delta)
+            delta = dyadic_ste(delta, 0)
         return delta
 
     @property

@@ -19,14 +19,15 @@ bias on a grid ``2^f`` times finer than that neuron's membrane step, ``b = B Δ 
 membrane is rounded to its grid. With ``f = 0`` (the first zoo students) the bias sits on the membrane
 grid itself, which at 2 bits (Δ = V_th/2) rounds every bias to a multiple of V_th/2; under the membrane
 loss with a fixed Δ the biases then gathered at the rounding boundaries and flipped by whole steps
-(recipes/RESULTS.md). With ``pot=True`` every weight scale
-``s_c`` and every membrane step Δ is a power of two (learned in value, rounded in the exponent with a
-straight-through gradient), so the input current in grid units is
-``X/Δ = 2^(e_c - e_Δ) Σ q w_spike + B / 2^f``: an integer accumulation of the codes over the incoming
-spikes, a shift and an integer bias, no multiplier. The threshold θ and the reset level r are
-integers on the grid, and the leak with ``tau = 2^k`` is a shift. :func:`integer_forward` runs a
-student that way in int64 and gives the same spikes as the float fake-quant forward, bit for bit.
-Without ``pot`` the scales are free floats (more accurate at 2 bits) and inference needs one
+(recipes/RESULTS.md). With ``scale_bits`` m every weight scale is
+``s_c = M_c 2^e_c`` (``M_c`` an integer of m + 1 bits; m = 0, or ``pot=True``: a power of two) and
+every membrane step Δ a power of two (learned in value, rounded with a straight-through gradient),
+so the input current in grid units is ``X/Δ = M_c 2^(e_c - e_Δ) Σ q w_spike + B / 2^f``: an integer
+accumulation of the codes over the incoming spikes, one small multiplier, a shift and an integer
+bias. The threshold θ and the reset level r are integers on the grid, and the leak with
+``tau = 2^k`` is a shift. Every float operation of the fake-quant forward is then exact, and
+:func:`~mdsnn_zoo.integer.integer_forward` runs such a student in int64 with the same spikes, bit
+for bit. Without ``scale_bits`` the scales are free floats and inference needs a full-precision
 multiplication by ``s_c / Δ`` per output channel.
 """
 
@@ -41,7 +42,7 @@ import torch.nn.functional as F
 from spikingjelly.activation_based import layer
 from torch import nn
 
-from mdsnn_zoo._ste import grad_scale, pow2_ste, round_ste
+from mdsnn_zoo._ste import dyadic_ste, grad_scale, round_ste
 from mdsnn_zoo.errors import InvalidValueError
 from mdsnn_zoo.neuron import QuantLIFNode
 
@@ -57,16 +58,27 @@ def check_bits(name: str, bits: object, allow_none: bool = False) -> None:
         raise InvalidValueError(f"{name} must be an int from 2 to 8{extra}; got {bits!r}")
 
 
+def check_scale_bits(scale_bits: object) -> None:
+    """Raise a clear error unless ``scale_bits`` is None or an int from 0 to 8."""
+    if scale_bits is not None and (isinstance(scale_bits, bool) or not isinstance(scale_bits, int)
+                                   or not 0 <= scale_bits <= 8):
+        raise InvalidValueError(f"scale_bits must be None (float scales) or an int from 0 (powers of two) to 8 "
+                                f"(a multiplier of scale_bits + 1 bits and a shift), got {scale_bits!r}")
+
+
 class WeightQuantizer(nn.Module):
     """Signed b-bit per-output-channel fake quantizer with a learnable scale (LSQ).
 
     ``w: [C_out, ...]`` float -> ``q · s`` of the same shape; ``codes(w)`` gives the integers q.
+    ``scale_bits`` m (None: free float scales): every scale is ``M 2^e`` with M an integer of m + 1
+    bits, a multiplier and a shift of integer hardware (m = 0: a power of two).
     """
 
-    def __init__(self, bits: int, channels: int, pot: bool = False) -> None:
+    def __init__(self, bits: int, channels: int, scale_bits: int | None = None) -> None:
         super().__init__()
         check_bits("w_bits", bits)
-        self.bits, self.pot = bits, pot
+        check_scale_bits(scale_bits)
+        self.bits, self.scale_bits = bits, scale_bits
         self.qmin, self.qmax = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
         self.scale = nn.Parameter(torch.ones(channels))
 
@@ -82,10 +94,10 @@ class WeightQuantizer(nn.Module):
         self.scale.copy_(cand.gather(1, err.argmin(1, keepdim=True)).squeeze(1))
 
     def step(self, w: torch.Tensor) -> torch.Tensor:
-        """The scale in use, ``[C_out]``: clamped positive, a power of two if ``pot``, LSQ-scaled grad."""
+        """The scale in use, ``[C_out]``: clamped positive, on the ``scale_bits`` grid, LSQ-scaled grad."""
         s = self.scale.clamp_min(1e-8)
-        if self.pot:
-            s = pow2_ste(s)
+        if self.scale_bits is not None:
+            s = dyadic_ste(s, self.scale_bits)
         if s.requires_grad:
             s = grad_scale(s, 1.0 / math.sqrt(w[0].numel() * self.qmax))
         return s
@@ -100,7 +112,7 @@ class WeightQuantizer(nn.Module):
         return round_ste((w / s).clamp(self.qmin, self.qmax)) * s  # zero gradient outside the range
 
     def extra_repr(self) -> str:
-        return f"bits={self.bits}, channels={self.scale.numel()}, pot={self.pot}"
+        return f"bits={self.bits}, channels={self.scale.numel()}, scale_bits={self.scale_bits}"
 
 
 class _QuantLayerMixin:
@@ -158,16 +170,16 @@ class QuantConv2d(_QuantLayerMixin, layer.Conv2d):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
                  dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
-                 step_mode: str = "s", w_bits: int = 4, pot: bool = False) -> None:
+                 step_mode: str = "s", w_bits: int = 4, scale_bits: int | None = None) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
                          bias, padding_mode, step_mode=step_mode)
-        self.weight_quant = WeightQuantizer(w_bits, out_channels, pot)
+        self.weight_quant = WeightQuantizer(w_bits, out_channels, scale_bits)
 
     @classmethod
-    def from_float(cls, conv: nn.Conv2d, w_bits: int, pot: bool = False) -> QuantConv2d:
+    def from_float(cls, conv: nn.Conv2d, w_bits: int, scale_bits: int | None = None) -> QuantConv2d:
         q = cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
                 conv.dilation, conv.groups, conv.bias is not None, conv.padding_mode,
-                getattr(conv, "step_mode", "s"), w_bits, pot)
+                getattr(conv, "step_mode", "s"), w_bits, scale_bits)
         return q._take_weights(conv)
 
     def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
@@ -178,14 +190,14 @@ class QuantLinear(_QuantLayerMixin, layer.Linear):
     """SpikingJelly ``Linear`` whose weight is fake-quantized to ``w_bits``; ``[T, N, F]`` or ``[N, F]``."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, step_mode: str = "s",
-                 w_bits: int = 4, pot: bool = False) -> None:
+                 w_bits: int = 4, scale_bits: int | None = None) -> None:
         super().__init__(in_features, out_features, bias, step_mode=step_mode)
-        self.weight_quant = WeightQuantizer(w_bits, out_features, pot)
+        self.weight_quant = WeightQuantizer(w_bits, out_features, scale_bits)
 
     @classmethod
-    def from_float(cls, linear: nn.Linear, w_bits: int, pot: bool = False) -> QuantLinear:
+    def from_float(cls, linear: nn.Linear, w_bits: int, scale_bits: int | None = None) -> QuantLinear:
         q = cls(linear.in_features, linear.out_features, linear.bias is not None,
-                getattr(linear, "step_mode", "s"), w_bits, pot)
+                getattr(linear, "step_mode", "s"), w_bits, scale_bits)
         return q._take_weights(linear)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -246,18 +258,24 @@ def _set_module(model: nn.Module, name: str, new: nn.Module) -> None:
 
 def quantize_model(model: nn.Module, w_bits: int, u_bits: int | None, bn: str = "fold",
                    first_last_bits: int | None = 8, pot: bool = False,
-                   bias_frac_bits: int = DEFAULT_BIAS_FRAC_BITS) -> nn.Module:
+                   bias_frac_bits: int = DEFAULT_BIAS_FRAC_BITS, scale_bits: int | None = None) -> nn.Module:
     """A low-bit student built from the float SNN ``model`` (which is left unchanged).
 
     Convolutions and linear layers become :class:`QuantConv2d`/:class:`QuantLinear` with ``w_bits``
     (the first and the last with ``first_last_bits``; None: ``w_bits`` too), batch norms are folded
     into the convolution before them (``bn='fold'``) or kept in float (``bn='keep'``), and every
     :class:`QuantLIFNode` gets ``u_bits`` (None keeps a float membrane). Module names of the LIF
-    layers do not change, so teacher and student line up for distillation. ``pot=True`` makes every
-    scale a power of two (integer-only inference, see the module docstring). A layer's bias is
-    quantized to the next neuron's membrane step divided by ``2^bias_frac_bits`` (0 to 16).
+    layers do not change, so teacher and student line up for distillation. ``scale_bits`` m puts
+    every weight scale on ``M 2^e`` (M of m + 1 bits) and every membrane step on a power of two, for
+    integer-only inference (see the module docstring); ``pot=True`` is ``scale_bits=0``. A layer's
+    bias is quantized to the next neuron's membrane step divided by ``2^bias_frac_bits`` (0 to 16).
     """
     check_bits("w_bits", w_bits)
+    check_scale_bits(scale_bits)
+    if pot:
+        if scale_bits not in (None, 0):
+            raise InvalidValueError(f"pot=True is scale_bits=0; got scale_bits={scale_bits} too")
+        scale_bits = 0
     if isinstance(bias_frac_bits, bool) or not isinstance(bias_frac_bits, int) or not 0 <= bias_frac_bits <= 16:
         raise InvalidValueError(f"bias_frac_bits must be an int from 0 to 16 (the bias grid is the membrane step / "
                                 f"2^bias_frac_bits), got {bias_frac_bits!r}")
@@ -279,11 +297,11 @@ def quantize_model(model: nn.Module, w_bits: int, u_bits: int | None, bn: str = 
         edge = i in (0, len(weights) - 1)
         bits = first_last_bits if edge and first_last_bits is not None else w_bits
         quant = QuantConv2d if isinstance(module, nn.Conv2d) else QuantLinear
-        _set_module(student, name, quant.from_float(module, bits, pot))
+        _set_module(student, name, quant.from_float(module, bits, scale_bits))
     for node in student.modules():
         if isinstance(node, QuantLIFNode):
             node.set_u_bits(u_bits)
-            node.pot_delta = pot
+            node.pot_delta = scale_bits is not None
     _link_bias_grids(student, bias_frac_bits)
     student.train(model.training)
     return student

@@ -160,17 +160,35 @@ def test_bias_sits_on_a_refined_membrane_grid(frac_bits):
     assert err[0] < err[1] / 4
 
 
+@pytest.mark.parametrize("m", [0, 1, 4, 8])
+def test_dyadic_scales_are_the_nearest_multiplier_and_shift(m):
+    from mdsnn_zoo._ste import dyadic_ste
+    from mdsnn_zoo.integer import _dyadic
+
+    x = torch.cat([torch.rand(500) * 10 + 1e-3, torch.tensor([0.5, 4.0, 2.0**-20])]).requires_grad_(True)
+    y = dyadic_ste(x, m)
+    mult, e = _dyadic(y)
+    assert torch.equal(mult.double() * torch.exp2(e.double()), y.detach().double())  # exactly M 2^e
+    assert int(mult.max()) < 2 ** (m + 1) and (mult % 2 == 1).all()  # M odd, at most m + 1 bits
+    assert ((y - x).abs() <= x * 2.0 ** -(m + 1) * 1.0001).all()  # the nearest: half a step of 2^-m
+    assert torch.equal(y[-3:].detach(), x[-3:].detach())  # on the grid already: unchanged
+    y.sum().backward()
+    assert torch.equal(x.grad, torch.ones_like(x))
+
+
 @pytest.mark.parametrize("bits", [2, 4, 8])
+@pytest.mark.parametrize("scale_bits", [0, 2, 4])
 @pytest.mark.parametrize("tau,v_reset,decay,frac_bits", [(2.0, 0.0, True, 4), (2.0, None, True, 0),
                                                          (4.0, 0.0, False, 2)])
-def test_integer_only_forward_equals_fake_quant_spikes(bits, tau, v_reset, decay, frac_bits):
-    student = quantize_model(_net(tau, v_reset, decay), w_bits=bits, u_bits=bits, pot=True, bias_frac_bits=frac_bits)
+def test_integer_only_forward_equals_fake_quant_spikes(bits, scale_bits, tau, v_reset, decay, frac_bits):
+    student = quantize_model(_net(tau, v_reset, decay), w_bits=bits, u_bits=bits, scale_bits=scale_bits,
+                             bias_frac_bits=frac_bits)
     student.eval()
     with torch.no_grad():  # learned-looking steps: powers of two after rounding
         for m in student.modules():
             if isinstance(m, QuantLIFNode):
                 m.delta.mul_(0.9)
-    g = torch.Generator().manual_seed(bits)
+    g = torch.Generator().manual_seed(bits + 10 * scale_bits)
     x = torch.rand(5, 3, 2, 8, 8, generator=g) * 3
     rec = monitor.OutputMonitor(student, QuantLIFNode)
     with torch.no_grad():
@@ -186,6 +204,15 @@ def test_integer_only_forward_equals_fake_quant_spikes(bits, tau, v_reset, decay
 
 
 def test_integer_forward_refuses_float_scales():
-    student = quantize_model(_net(), w_bits=4, u_bits=4, pot=False)
-    with pytest.raises(MdsnnError, match="power-of-two scales"):
+    student = quantize_model(_net(), w_bits=4, u_bits=4)
+    with pytest.raises(MdsnnError, match="weight scales that are a multiplier and a shift.*scale_bits"):
         integer_forward(student, torch.rand(2, 1, 2, 8, 8))
+    exact = quantize_model(_net(), w_bits=4, u_bits=4, pot=True)
+    assert {m.weight_quant.scale_bits for m in exact.modules() if isinstance(m, (QuantConv2d, QuantLinear))} == {0}
+    for node in (m for m in exact.modules() if isinstance(m, QuantLIFNode)):
+        node.pot_delta = False
+        node.delta.data.fill_(0.3)
+    with pytest.raises(MdsnnError, match="membrane steps that are powers of two"):
+        integer_forward(exact, torch.rand(2, 1, 2, 8, 8))
+    with pytest.raises(ValueError, match="scale_bits must be None .float scales. or an int from 0"):
+        quantize_model(_net(), w_bits=4, u_bits=4, scale_bits=9)

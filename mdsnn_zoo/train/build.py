@@ -47,9 +47,9 @@ def build_network(cfg: TrainConfig, *, quantized: bool = True, info: DatasetInfo
 
 
 def quantize_as(model: nn.Module, cfg: TrainConfig, w_bits: int | None = None) -> nn.Module:
-    """``model`` quantized the way ``cfg`` says (its bits, first/last bits, pot, bias grid)."""
+    """``model`` quantized the way ``cfg`` says (its bits, first/last bits, scale grid, bias grid)."""
     return quantize_model(model, w_bits or cfg.w_bits, cfg.u_bits, first_last_bits=cfg.first_last_bits,
-                          pot=cfg.pot, bias_frac_bits=cfg.bias_frac_bits)
+                          bias_frac_bits=cfg.bias_frac_bits, scale_bits=cfg.scale_bits)
 
 
 def _load_state(model: nn.Module, start: ckpt.Checkpoint) -> None:

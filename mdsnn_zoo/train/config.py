@@ -40,7 +40,9 @@ class TrainConfig:
     w_bits: int | None = _opt(None, "qat/md: weight bits (2-8); none: float")
     u_bits: int | None = _opt(None, "qat/md: membrane bits (2-8); none: float")
     first_last_bits: int | None = _opt(8, "qat/md: weight bits of the first and last layer; none: as --w-bits")
-    pot: bool = _opt(False, "qat/md: power-of-two weight scales")
+    scale_bits: int | None = _opt(None, "qat/md: weight scales M 2^e with a multiplier M of this many bits + 1 "
+                                  "(0: powers of two) and power-of-two membrane steps: a hardware-exact student; "
+                                  "none: float scales")
     bias_frac_bits: int = _opt(DEFAULT_BIAS_FRAC_BITS, "qat/md: a bias is a multiple of the membrane step / "
                                "2^this")
     learn_step: bool = _opt(True, "qat/md: train the membrane step (off: keep it at V_th / 2^(bits-1))")
@@ -100,18 +102,21 @@ class TrainConfig:
 
 def config_from_dict(d: dict) -> TrainConfig:
     """A stored config; one saved before ``bias_frac_bits`` and ``learn_edge_scales`` existed had its biases
-    on the membrane grid (0) and learned every weight scale. Unknown keys (of a newer version) are dropped."""
+    on the membrane grid (0) and learned every weight scale, one with ``pot`` had ``scale_bits`` 0.
+    Unknown keys (of a newer version) are dropped."""
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     known = {k: v for k, v in d.items() if k in names}
     known.setdefault("bias_frac_bits", 0)
     known.setdefault("learn_edge_scales", True)  # and every weight scale was learned
+    if d.get("pot"):  # saved before scale_bits: power-of-two scales
+        known["scale_bits"] = 0
     if isinstance(known.get("augment"), bool):  # saved before policies: on meant all three
         known["augment"] = "crop,flip,erase" if known["augment"] else "none"
     return TrainConfig(**known)
 
 
 NETWORK_FIELDS = ("arch", "arch_kwargs", "time_steps", "w_bits", "activation")
-QUANT_FIELDS = ("u_bits", "first_last_bits", "pot", "bias_frac_bits")  # compared for students only
+QUANT_FIELDS = ("u_bits", "first_last_bits", "scale_bits", "bias_frac_bits")  # compared for students only
 
 
 def check_same_network(cfg: TrainConfig, before: TrainConfig, where: object) -> None:

@@ -279,7 +279,7 @@ def replace_head(model: nn.Module, num_classes: int) -> None:
     idx, last = next((i, m) for i, m in reversed(list(enumerate(head))) if isinstance(m, nn.Linear))
     new = layer.Linear(last.in_features, num_classes, bias=last.bias is not None, step_mode="m")
     if isinstance(last, QuantLinear):
-        new = QuantLinear.from_float(new, last.weight_quant.bits, last.weight_quant.pot)
+        new = QuantLinear.from_float(new, last.weight_quant.bits, last.weight_quant.scale_bits)
         new.step_mode = "m"
     head[idx] = new.to(last.weight.device)
 
