@@ -34,8 +34,9 @@ multiplication by ``s_c / Δ`` per output channel.
 from __future__ import annotations
 
 import copy
+import functools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -47,6 +48,7 @@ from mdsnn_zoo.errors import InvalidValueError
 from mdsnn_zoo.neuron import QuantLIFNode
 
 DEFAULT_BIAS_FRAC_BITS = 4  # a bias has 4 more fraction bits than the membrane it charges
+HEAD_BIAS_BITS = 8  # a hardware-exact classifier's bias is a multiple of 2^-8
 
 
 def check_bits(name: str, bits: object, allow_none: bool = False) -> None:
@@ -107,9 +109,14 @@ class WeightQuantizer(nn.Module):
         s = self.step(w).detach().view(-1, *([1] * (w.ndim - 1)))
         return torch.round(w.detach() / s).clamp(self.qmin, self.qmax).to(torch.int64)
 
-    def forward(self, w: torch.Tensor) -> torch.Tensor:
+    def code_ste(self, w: torch.Tensor) -> torch.Tensor:
+        """The codes q as floats ``[C_out, ...]`` with straight-through gradients to ``w`` and the scale
+        (zero for weights outside the range): ``forward(w) = code_ste(w) · step(w)``."""
         s = self.step(w).view(-1, *([1] * (w.ndim - 1)))
-        return round_ste((w / s).clamp(self.qmin, self.qmax)) * s  # zero gradient outside the range
+        return round_ste((w / s).clamp(self.qmin, self.qmax))
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        return self.code_ste(w) * self.step(w).view(-1, *([1] * (w.ndim - 1)))
 
     def extra_repr(self) -> str:
         return f"bits={self.bits}, channels={self.scale.numel()}, scale_bits={self.scale_bits}"
@@ -123,6 +130,7 @@ class _QuantLayerMixin:
     weight_quant: WeightQuantizer
 
     bias_frac_bits: int = 0
+    input_layer: bool = False  # the network's first layer (set by quantize_model)
 
     def link_bias_grid(self, node: QuantLIFNode | None, frac_bits: int = 0) -> None:
         """Put the bias on ``node``'s membrane grid refined ``2^frac_bits`` times
@@ -158,11 +166,34 @@ class _QuantLayerMixin:
         return None if d is None else torch.round(self.bias.detach() / d.detach()).to(torch.int64)
 
     def _bias_unit(self) -> torch.Tensor | None:
-        """``Δ / 2^bias_frac_bits`` of the linked neuron (volts), or None for a float bias."""
+        """``Δ / 2^bias_frac_bits`` of the linked neuron (volts); for a hardware-exact layer that feeds
+        no neuron (the classifier), ``2^-HEAD_BIAS_BITS``; else None (a float bias)."""
         node = self.grid_node
-        if self.bias is None or node is None or node.delta is None:
+        if self.bias is None:
             return None
+        if node is None or node.delta is None:
+            exact = self.weight_quant.scale_bits is not None
+            return self.bias.new_tensor(2.0 ** -HEAD_BIAS_BITS) if exact else None
         return node.step_in_use() / 2**self.bias_frac_bits
+
+    @property
+    def accumulates_exactly(self) -> bool:
+        """Whether the layer sums its inputs in float64 and rounds once: the input layer of a
+        hardware-exact student, whose float inputs (pixels, event counts) an integer runtime must
+        reproduce bit for bit (every other layer sums spikes, exact in float32)."""
+        return self.input_layer and self.weight_quant.scale_bits is not None
+
+    def exact_affine(self, x: torch.Tensor, op: Callable[..., torch.Tensor], channel_dim: int) -> torch.Tensor:
+        """``op(x, q) · s + b`` computed in float64 (the codes' sums exactly) and rounded once to x's
+        dtype; ``op`` is the layer's convolution or matrix product without bias."""
+        q = self.weight_quant.code_ste(self.weight).double()
+        shape = [1] * x.ndim
+        shape[channel_dim] = -1
+        out = op(x.double(), q) * self.weight_quant.step(self.weight).double().view(shape)
+        bias = self.quantized_bias()
+        if bias is not None:
+            out = out + bias.double().view(shape)
+        return out.to(x.dtype)
 
 
 class QuantConv2d(_QuantLayerMixin, layer.Conv2d):
@@ -183,6 +214,9 @@ class QuantConv2d(_QuantLayerMixin, layer.Conv2d):
         return q._take_weights(conv)
 
     def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
+        if self.accumulates_exactly:
+            conv = functools.partial(super()._conv_forward, bias=None)
+            return self.exact_affine(input, conv, 1)
         return super()._conv_forward(input, self.quantized_weight(), self.quantized_bias())
 
 
@@ -201,6 +235,8 @@ class QuantLinear(_QuantLayerMixin, layer.Linear):
         return q._take_weights(linear)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.accumulates_exactly:
+            return self.exact_affine(x, F.linear, x.ndim - 1)
         return F.linear(x, self.quantized_weight(), self.quantized_bias())  # any leading dims
 
 
@@ -297,7 +333,9 @@ def quantize_model(model: nn.Module, w_bits: int, u_bits: int | None, bn: str = 
         edge = i in (0, len(weights) - 1)
         bits = first_last_bits if edge and first_last_bits is not None else w_bits
         quant = QuantConv2d if isinstance(module, nn.Conv2d) else QuantLinear
-        _set_module(student, name, quant.from_float(module, bits, scale_bits))
+        layer_q = quant.from_float(module, bits, scale_bits)
+        layer_q.input_layer = i == 0
+        _set_module(student, name, layer_q)
     for node in student.modules():
         if isinstance(node, QuantLIFNode):
             node.set_u_bits(u_bits)

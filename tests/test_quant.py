@@ -203,6 +203,33 @@ def test_integer_only_forward_equals_fake_quant_spikes(bits, scale_bits, tau, v_
     assert sum(int(s.sum()) for s in got[1:]) > 0  # the integer layers do fire
 
 
+@pytest.mark.parametrize("scale_bits", [None, 3])
+def test_a_hardware_exact_input_layer_sums_in_float64_and_rounds_once(scale_bits):
+    """The first layer of a hardware-exact student computes ``conv(x, q) s + b`` in float64 (the same
+    function, rounded once, so that an integer runtime can reproduce it) with the same gradients; the
+    other layers, and every layer of a float-scale student, keep the float32 path."""
+    student = quantize_model(_net(), w_bits=4, u_bits=4, scale_bits=scale_bits)
+    layers = [m for m in student.modules() if isinstance(m, (QuantConv2d, QuantLinear))]
+    assert [m.accumulates_exactly for m in layers] == [scale_bits is not None] + [False] * 3
+    first = layers[0]
+    x = torch.randn(3, 2, 2, 9, 7)  # [T, N, C, H, W], odd sizes
+    out = first(x)
+    first.input_layer = False
+    ref = first(x)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    grads = []
+    for flag in (True, False):
+        first.input_layer = flag
+        first.zero_grad()
+        first(x).square().sum().backward()
+        grads.append((first.weight.grad.clone(), first.weight_quant.scale.grad.clone()))
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=2e-3, atol=1e-3)  # float32 sums of many terms
+    if scale_bits is not None:  # the classifier's bias: on a 2^-8 grid
+        codes = layers[-1].bias_codes()
+        torch.testing.assert_close(layers[-1].quantized_bias().detach(), codes.float() / 256)
+
+
 def test_integer_forward_refuses_float_scales():
     student = quantize_model(_net(), w_bits=4, u_bits=4)
     with pytest.raises(MdsnnError, match="weight scales that are a multiplier and a shift.*scale_bits"):
