@@ -184,8 +184,9 @@ class _QuantLayerMixin:
         return self.input_layer and self.weight_quant.scale_bits is not None
 
     def exact_affine(self, x: torch.Tensor, op: Callable[..., torch.Tensor], channel_dim: int) -> torch.Tensor:
-        """``op(x, q) · s + b`` computed in float64 (the codes' sums exactly) and rounded once to x's
-        dtype; ``op`` is the layer's convolution or matrix product without bias."""
+        """``op(x, q) · s + b`` computed in float64 (the codes' sums exactly), then rounded to the
+        bias grid (the next neuron's ``Δ / 2^bias_frac_bits``: a fixed-point current, straight-through
+        gradient) and given x's dtype; ``op`` is the layer's convolution or matrix product without bias."""
         q = self.weight_quant.code_ste(self.weight).double()
         shape = [1] * x.ndim
         shape[channel_dim] = -1
@@ -193,6 +194,9 @@ class _QuantLayerMixin:
         bias = self.quantized_bias()
         if bias is not None:
             out = out + bias.double().view(shape)
+        unit = self._bias_unit()
+        if unit is not None:
+            out = round_ste(out / unit.double()) * unit.double()
         return out.to(x.dtype)
 
 

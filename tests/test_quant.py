@@ -213,15 +213,20 @@ def test_a_hardware_exact_input_layer_sums_in_float64_and_rounds_once(scale_bits
     assert [m.accumulates_exactly for m in layers] == [scale_bits is not None] + [False] * 3
     first = layers[0]
     x = torch.randn(3, 2, 2, 9, 7)  # [T, N, C, H, W], odd sizes
-    out = first(x)
+    out = first(x).detach()
     first.input_layer = False
-    ref = first(x)
-    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    ref = first(x).detach()
+    if scale_bits is None:
+        assert torch.equal(out, ref)
+    else:  # a fixed-point current on the next neuron's bias grid, the nearest to the float one
+        unit = first.grid_node.step_in_use().detach() / 2**first.bias_frac_bits
+        assert torch.equal(out, torch.round(out / unit) * unit)
+        assert (out - ref).abs().max() <= unit / 2 + 1e-5 and (out != ref).any()
     grads = []
     for flag in (True, False):
         first.input_layer = flag
         first.zero_grad()
-        first(x).square().sum().backward()
+        (first(x) * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()  # straight through
         grads.append((first.weight.grad.clone(), first.weight_quant.scale.grad.clone()))
     for a, b in zip(*grads, strict=True):
         torch.testing.assert_close(a, b, rtol=2e-3, atol=1e-3)  # float32 sums of many terms
