@@ -25,10 +25,11 @@ every membrane step Δ a power of two (learned in value, rounded with a straight
 so the input current in grid units is ``X/Δ = M_c 2^(e_c - e_Δ) Σ q w_spike + B / 2^f``: an integer
 accumulation of the codes over the incoming spikes, one small multiplier, a shift and an integer
 bias. The threshold θ and the reset level r are integers on the grid, and the leak with
-``tau = 2^k`` is a shift. Every float operation of the fake-quant forward is then exact, and
-:func:`~mdsnn_zoo.integer.integer_forward` runs such a student in int64 with the same spikes, bit
-for bit. Without ``scale_bits`` the scales are free floats and inference needs a full-precision
-multiplication by ``s_c / Δ`` per output channel.
+``tau = 2^k`` is a shift. Every float operation of the fake-quant forward is then exact (its sums
+stay within float32's significand), and the NumPy runtime (:mod:`mdsnn_zoo.runtime`, after
+``mdsnn-zoo export``) runs such a student in integers with the same spikes, bit for bit. Without
+``scale_bits`` the scales are free floats and inference needs a full-precision multiplication by
+``s_c / Δ`` per output channel.
 """
 
 from __future__ import annotations
@@ -66,6 +67,18 @@ def check_scale_bits(scale_bits: object) -> None:
                                    or not 0 <= scale_bits <= 8):
         raise InvalidValueError(f"scale_bits must be None (float scales) or an int from 0 (powers of two) to 8 "
                                 f"(a multiplier of scale_bits + 1 bits and a shift), got {scale_bits!r}")
+
+
+def dyadic_parts(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(M, e)`` int64 with ``x == M 2^e`` exactly and M odd (positive float32 ``x``, any shape): a
+    scale as an integer machine applies it, a multiplication and a shift."""
+    mantissa, exponent = torch.frexp(x.detach().to(torch.float32))
+    m = (mantissa * 2**24).to(torch.int64)  # exact: float32 has a 24-bit significand
+    e = exponent.to(torch.int64) - 24
+    for _ in range(24):  # strip trailing zero bits
+        even = (m % 2 == 0) & (m != 0)
+        m, e = torch.where(even, m // 2, m), torch.where(even, e + 1, e)
+    return m, e
 
 
 class WeightQuantizer(nn.Module):

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from spikingjelly.activation_based import functional, layer, monitor
+from spikingjelly.activation_based import functional, layer
 from torch import nn
 
 from mdsnn_zoo.errors import MdsnnError
-from mdsnn_zoo.integer import integer_forward
 from mdsnn_zoo.neuron import QuantLIFNode
 from mdsnn_zoo.quant import QuantConv2d, QuantLinear, WeightQuantizer, fold_batchnorm, quantize_model
 
@@ -163,44 +162,17 @@ def test_bias_sits_on_a_refined_membrane_grid(frac_bits):
 @pytest.mark.parametrize("m", [0, 1, 4, 8])
 def test_dyadic_scales_are_the_nearest_multiplier_and_shift(m):
     from mdsnn_zoo._ste import dyadic_ste
-    from mdsnn_zoo.integer import _dyadic
+    from mdsnn_zoo.quant import dyadic_parts
 
     x = torch.cat([torch.rand(500) * 10 + 1e-3, torch.tensor([0.5, 4.0, 2.0**-20])]).requires_grad_(True)
     y = dyadic_ste(x, m)
-    mult, e = _dyadic(y)
+    mult, e = dyadic_parts(y)
     assert torch.equal(mult.double() * torch.exp2(e.double()), y.detach().double())  # exactly M 2^e
     assert int(mult.max()) < 2 ** (m + 1) and (mult % 2 == 1).all()  # M odd, at most m + 1 bits
     assert ((y - x).abs() <= x * 2.0 ** -(m + 1) * 1.0001).all()  # the nearest: half a step of 2^-m
     assert torch.equal(y[-3:].detach(), x[-3:].detach())  # on the grid already: unchanged
     y.sum().backward()
     assert torch.equal(x.grad, torch.ones_like(x))
-
-
-@pytest.mark.parametrize("bits", [2, 4, 8])
-@pytest.mark.parametrize("scale_bits", [0, 2, 4])
-@pytest.mark.parametrize("tau,v_reset,decay,frac_bits", [(2.0, 0.0, True, 4), (2.0, None, True, 0),
-                                                         (4.0, 0.0, False, 2)])
-def test_integer_only_forward_equals_fake_quant_spikes(bits, scale_bits, tau, v_reset, decay, frac_bits):
-    student = quantize_model(_net(tau, v_reset, decay), w_bits=bits, u_bits=bits, scale_bits=scale_bits,
-                             bias_frac_bits=frac_bits)
-    student.eval()
-    with torch.no_grad():  # learned-looking steps: powers of two after rounding
-        for m in student.modules():
-            if isinstance(m, QuantLIFNode):
-                m.delta.mul_(0.9)
-    g = torch.Generator().manual_seed(bits + 10 * scale_bits)
-    x = torch.rand(5, 3, 2, 8, 8, generator=g) * 3
-    rec = monitor.OutputMonitor(student, QuantLIFNode)
-    with torch.no_grad():
-        student(x)
-    want = [s.to(torch.int64) for s in rec.records]
-    rec.remove_hooks()
-    functional.reset_net(student)
-    got = integer_forward(student, x)
-    assert len(got) == len(want) == 3
-    for a, b in zip(want, got, strict=True):
-        assert b.dtype == torch.int64 and torch.equal(a, b)
-    assert sum(int(s.sum()) for s in got[1:]) > 0  # the integer layers do fire
 
 
 @pytest.mark.parametrize("scale_bits", [None, 3])
@@ -235,16 +207,12 @@ def test_a_hardware_exact_input_layer_sums_in_float64_and_rounds_once(scale_bits
         torch.testing.assert_close(layers[-1].quantized_bias().detach(), codes.float() / 256)
 
 
-def test_integer_forward_refuses_float_scales():
-    student = quantize_model(_net(), w_bits=4, u_bits=4)
-    with pytest.raises(MdsnnError, match="weight scales that are a multiplier and a shift.*scale_bits"):
-        integer_forward(student, torch.rand(2, 1, 2, 8, 8))
+def test_scale_bits_and_pot_are_checked_and_one_thing():
     exact = quantize_model(_net(), w_bits=4, u_bits=4, pot=True)
-    assert {m.weight_quant.scale_bits for m in exact.modules() if isinstance(m, (QuantConv2d, QuantLinear))} == {0}
-    for node in (m for m in exact.modules() if isinstance(m, QuantLIFNode)):
-        node.pot_delta = False
-        node.delta.data.fill_(0.3)
-    with pytest.raises(MdsnnError, match="membrane steps that are powers of two"):
-        integer_forward(exact, torch.rand(2, 1, 2, 8, 8))
+    layers = [m for m in exact.modules() if isinstance(m, (QuantConv2d, QuantLinear))]
+    assert {m.weight_quant.scale_bits for m in layers} == {0}
+    assert all(m.pot_delta for m in exact.modules() if isinstance(m, QuantLIFNode))
     with pytest.raises(ValueError, match="scale_bits must be None .float scales. or an int from 0"):
         quantize_model(_net(), w_bits=4, u_bits=4, scale_bits=9)
+    with pytest.raises(ValueError, match="pot=True is scale_bits=0; got scale_bits=3 too"):
+        quantize_model(_net(), w_bits=4, u_bits=4, pot=True, scale_bits=3)

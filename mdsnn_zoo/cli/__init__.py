@@ -23,6 +23,8 @@ SUBCOMMANDS = {  # name: one line of help; a subcommand's module is imported onl
     "train": "train a float SNN (--teacher: also on a float net's soft labels), or naive QAT (cross-entropy only)",
     "distill": "train a low-bit student with membrane-aware distillation from a float teacher (--teacher)",
     "plot": "draw figures (membranes: teacher vs naive-QAT vs MD; curves: validation top-1; events: recordings)",
+    "export": "write a hardware-exact student as an integer model (--format int) that NumPy alone runs "
+              "(mdsnn_zoo.runtime)",
     "cost": "what a model costs on hardware (SpikeSim or digital): energy, latency, area, EDAP, TOPS/W",
     "bench": "measure throughput and print a markdown table (bench lif | mse | train), or compile the GPU kernels "
              "ahead of time (bench aot)",
