@@ -119,7 +119,7 @@ def main() -> None:
     info, cfg = run.info, run.config
     check_fits(entry, cfg)
 
-    model = registry.build_entry_model(entry, bias_frac_bits=cfg.bias_frac_bits)
+    model = registry.build_entry_model(entry, bias_frac_bits=cfg.bias_frac_bits, scale_bits=cfg.scale_bits)
     model.load_state_dict(run.model_state)
     out = registry.HERE / "weights" / f"{entry.name}.safetensors"
     out.parent.mkdir(exist_ok=True)
@@ -134,6 +134,8 @@ def main() -> None:
     if cfg.w_bits is not None:
         manifest[entry.name]["bias_frac_bits"] = cfg.bias_frac_bits
         manifest[entry.name]["learn_edge_scales"] = cfg.learn_edge_scales
+        if cfg.scale_bits is not None:  # hardware-exact: the entry is built on the same grid
+            manifest[entry.name]["scale_bits"] = cfg.scale_bits
     registry.MANIFEST.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     registry._manifest.cache_clear()
 

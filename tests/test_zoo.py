@@ -527,3 +527,29 @@ def test_finetune_refuses_a_teacher_of_another_network_and_writes_nothing(publis
                  "--out-dir", str(student)]) == 2
     assert "z-owl is a class the train split does not have" in capsys.readouterr().err
     assert not student.exists()
+
+
+def test_a_hardware_exact_entry_builds_exact_says_so_and_exports_by_name(published, tmp_path, capsys):
+    """An entry whose manifest records ``scale_bits`` is built on that grid, its metadata says
+    ``integer_exact``, and ``mdsnn-zoo export NAME`` writes what the NumPy runtime runs as PyTorch does."""
+    import numpy as np
+
+    from mdsnn_zoo.cli import main
+    from mdsnn_zoo.neuron import QuantLIFNode
+    from mdsnn_zoo.quant import quantized_layers
+    from mdsnn_zoo.runtime import IntegerModel
+
+    assert not mdsnn_zoo.get_weights(TINY).integer_exact
+    assert main(["export", TINY, "--out", str(tmp_path / "loose")]) == 2
+    assert "not hardware-exact" in capsys.readouterr().err
+    published[TINY]["scale_bits"] = 7
+    meta = mdsnn_zoo.get_weights(TINY)
+    assert meta.integer_exact and meta.scale_bits == 7 and not mdsnn_zoo.get_weights(meta.teacher).integer_exact
+    model = mdsnn_zoo.create_model(TINY, pretrained=True, backend="torch").eval()
+    assert {layer.weight_quant.scale_bits for _, layer in quantized_layers(model)} == {7}
+    assert all(n.pot_delta for n in model.modules() if isinstance(n, QuantLIFNode))
+    assert main(["export", TINY, "--format", "int", "--out", str(tmp_path / "int")]) == 0
+    x = torch.randn(6, 1, 28, 28)
+    with torch.no_grad():
+        want = model(x).argmax(1).numpy()
+    assert np.array_equal(IntegerModel.load(tmp_path / "int").predict(x.numpy()), want)

@@ -156,6 +156,8 @@ class ZooWeights:
     cost: dict | None = None  # hardware -> activity -> energy_pj, latency_ns, area_um2, edap, tops_per_w, ...
     repeats: dict | None = None  # seed -> top1, val_top1, recipe, sha256: the recipe rerun with another seed
     # (not shipped; recorded for the spread of the result)
+    scale_bits: int | None = None  # a student's weight scales: multipliers of scale_bits + 1 bits (None: float)
+    integer_exact: bool = False  # a student an integer machine runs exactly (mdsnn-zoo export --format int)
 
     def __getitem__(self, key: str) -> Any:
         if key not in self.keys():
@@ -187,7 +189,8 @@ def get_weights(name: str) -> ZooWeights:
         sha256=record.get("sha256"), url=record.get("url"), file=str(path) if path else None,
         val_top1=record.get("val_top1"), membrane_mse=record.get("membrane_mse"),
         spike_rate=record.get("spike_rate"), trained_on=record.get("trained_on"), cost=record.get("cost"),
-        repeats=record.get("repeats"),
+        repeats=record.get("repeats"), scale_bits=_scale_bits(e),
+        integer_exact=e.method != "fp" and _scale_bits(e) is not None,
     )
 
 
@@ -239,9 +242,10 @@ def _download(url: str, dest: Path, name: str) -> Path:
     return dest
 
 
-def entry_config(e: ZooEntry, bias_frac_bits: int | None = None, **kwargs: Any):
-    """The :class:`~mdsnn_zoo.train.TrainConfig` of entry ``e``'s network (``bias_frac_bits`` None: as
-    its weights were trained; ``kwargs`` on top of its architecture arguments)."""
+def entry_config(e: ZooEntry, bias_frac_bits: int | None = None, scale_bits: int | str | None = "shipped",
+                 **kwargs: Any):
+    """The :class:`~mdsnn_zoo.train.TrainConfig` of entry ``e``'s network (``bias_frac_bits`` None and
+    ``scale_bits`` "shipped": as its weights were trained; ``kwargs`` on top of its architecture arguments)."""
     from mdsnn_zoo.train.config import TrainConfig
 
     student = e.method != "fp"
@@ -249,16 +253,17 @@ def entry_config(e: ZooEntry, bias_frac_bits: int | None = None, **kwargs: Any):
                        time_steps=e.time_steps, w_bits=e.w_bits if student else None, u_bits=e.u_bits,
                        first_last_bits=e.first_last_bits,
                        bias_frac_bits=(_bias_frac_bits(e) if bias_frac_bits is None else bias_frac_bits) if student
-                       else 0)
+                       else 0, scale_bits=_scale_bits(e) if scale_bits == "shipped" else scale_bits)
 
 
-def build_entry_model(e: ZooEntry, bias_frac_bits: int | None = None, **kwargs) -> nn.Module:
-    """The untrained network of entry ``e`` (quantized for a student; ``bias_frac_bits`` None: as its
-    weights were trained); ``kwargs`` go to the architecture. Built by
+def build_entry_model(e: ZooEntry, bias_frac_bits: int | None = None, scale_bits: int | str | None = "shipped",
+                      **kwargs) -> nn.Module:
+    """The untrained network of entry ``e`` (quantized for a student; ``bias_frac_bits`` None and
+    ``scale_bits`` "shipped": as its weights were trained); ``kwargs`` go to the architecture. Built by
     :func:`mdsnn_zoo.train.build.build_network`, as the trainer builds its networks."""
     from mdsnn_zoo.train.build import build_network
 
-    return build_network(entry_config(e, bias_frac_bits, **kwargs))
+    return build_network(entry_config(e, bias_frac_bits, scale_bits, **kwargs))
 
 
 def _bias_frac_bits(e: ZooEntry) -> int:
@@ -267,6 +272,11 @@ def _bias_frac_bits(e: ZooEntry) -> int:
     from mdsnn_zoo.quant import DEFAULT_BIAS_FRAC_BITS
 
     return _manifest().get(e.name, {}).get("bias_frac_bits", DEFAULT_BIAS_FRAC_BITS)
+
+
+def _scale_bits(e: ZooEntry) -> int | None:
+    """A student's weight-scale grid as its shipped weights were trained (None: float scales)."""
+    return _manifest().get(e.name, {}).get("scale_bits") if e.method != "fp" else None
 
 
 def replace_head(model: nn.Module, num_classes: int) -> None:
