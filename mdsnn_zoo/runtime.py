@@ -275,7 +275,10 @@ class IntegerModel:
         total = logits.num.sum(axis=0) if len(logits.num) > 1 else logits.num[0] * self.time_steps
         return {"spikes": spikes, "output": total, "output_exp": logits.exp}
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
+    def predict(self, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
         """Class indices ``int64 [N]`` for a batch as a DataLoader over ``get_dataset(...)`` yields it:
-        float32 images ``[N, C, H, W]`` or event frames ``[N, T, 2, H, W]``."""
-        return self.run(x)["output"].argmax(axis=1)
+        float32 images ``[N, C, H, W]`` or event frames ``[N, T, 2, H, W]``, run ``batch_size`` at a
+        time (the membranes of every layer are held for a batch)."""
+        self._time_major(x)  # checked whole, before any work
+        return np.concatenate([self.run(x[i:i + batch_size])["output"].argmax(axis=1)
+                               for i in range(0, len(x), batch_size)] or [np.zeros(0, np.int64)])
