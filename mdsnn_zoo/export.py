@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from spikingjelly.activation_based import functional, layer
+from spikingjelly.activation_based import layer
 from torch import nn
 
 from mdsnn_zoo.errors import InvalidValueError
@@ -177,7 +177,6 @@ def export_integer(model: SpikingNet, out_dir: str | os.PathLike, input_kind: st
         f.write(blob)
     with atomic_writer(out_dir / GRAPH_FILE) as f:
         f.write(json.dumps(graph, indent=1).encode())
-    functional.reset_net(model)
     return out_dir
 
 

@@ -122,14 +122,15 @@ class WeightQuantizer(nn.Module):
         s = self.step(w).detach().view(-1, *([1] * (w.ndim - 1)))
         return torch.round(w.detach() / s).clamp(self.qmin, self.qmax).to(torch.int64)
 
-    def code_ste(self, w: torch.Tensor) -> torch.Tensor:
+    def codes_and_step(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The codes q as floats ``[C_out, ...]`` with straight-through gradients to ``w`` and the scale
-        (zero for weights outside the range): ``forward(w) = code_ste(w) · step(w)``."""
+        (zero for weights outside the range), and the scale in use shaped to multiply them."""
         s = self.step(w).view(-1, *([1] * (w.ndim - 1)))
-        return round_ste((w / s).clamp(self.qmin, self.qmax))
+        return round_ste((w / s).clamp(self.qmin, self.qmax)), s
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
-        return self.code_ste(w) * self.step(w).view(-1, *([1] * (w.ndim - 1)))
+        q, s = self.codes_and_step(w)
+        return q * s
 
     def extra_repr(self) -> str:
         return f"bits={self.bits}, channels={self.scale.numel()}, scale_bits={self.scale_bits}"
@@ -200,10 +201,10 @@ class _QuantLayerMixin:
         """``op(x, q) · s + b`` computed in float64 (the codes' sums exactly), then rounded to the
         bias grid (the next neuron's ``Δ / 2^bias_frac_bits``: a fixed-point current, straight-through
         gradient) and given x's dtype; ``op`` is the layer's convolution or matrix product without bias."""
-        q = self.weight_quant.code_ste(self.weight).double()
+        q, step = self.weight_quant.codes_and_step(self.weight)
         shape = [1] * x.ndim
         shape[channel_dim] = -1
-        out = op(x.double(), q) * self.weight_quant.step(self.weight).double().view(shape)
+        out = op(x.double(), q.double()) * step.double().view(shape)
         bias = self.quantized_bias()
         if bias is not None:
             out = out + bias.double().view(shape)
