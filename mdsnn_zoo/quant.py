@@ -357,10 +357,23 @@ def quantize_model(model: nn.Module, w_bits: int, u_bits: int | None, bn: str = 
     for node in student.modules():
         if isinstance(node, QuantLIFNode):
             node.set_u_bits(u_bits)
-            node.pot_delta = scale_bits is not None
+    set_scale_bits(student, scale_bits)
     _link_bias_grids(student, bias_frac_bits)
     student.train(model.training)
     return student
+
+
+def set_scale_bits(model: nn.Module, scale_bits: int | None) -> nn.Module:
+    """Put the quantized ``model``'s weight scales on the ``M 2^e`` grid (M of ``scale_bits`` + 1 bits) and
+    its membrane steps on powers of two, in place (None: free float scales and steps); the learned values
+    are kept and rounded in the forward. Returns ``model``."""
+    check_scale_bits(scale_bits)
+    for _, layer in quantized_layers(model):
+        layer.weight_quant.scale_bits = scale_bits
+    for node in model.modules():
+        if isinstance(node, QuantLIFNode):
+            node.pot_delta = scale_bits is not None
+    return model
 
 
 def _link_bias_grids(model: nn.Module, frac_bits: int) -> None:

@@ -76,6 +76,22 @@ def score_on_test(model: torch.nn.Module, entry: registry.ZooEntry, teacher: tor
     return {k: round(v, 6) for k, v in result.items() if k != "samples"}
 
 
+FINE_TUNED_FROM_KEYS = ("sha256", "top1", "val_top1", "recipe", "repeats")
+
+
+def replaced_record(previous: dict | None, sha256: str, fine_tuned: bool) -> dict | None:
+    """What an entry keeps of the record it replaces: a fine-tune of the shipped entry keeps that entry's
+    result (``fine_tuned_from``: its sha256, top1, val_top1, recipe and repeats, the seeds its recipe ran);
+    the same weights exported again keep what they had; anything else keeps nothing."""
+    if not previous:
+        return None
+    if previous.get("sha256") == sha256:
+        return previous.get("fine_tuned_from")
+    if fine_tuned:
+        return {k: previous[k] for k in FINE_TUNED_FROM_KEYS if k in previous}
+    return None
+
+
 def record_repeat(entry: registry.ZooEntry, checkpoint: str, recipe: str) -> None:
     """Score the checkpoint of a rerun with another seed and record it in the shipped entry's ``repeats``."""
     from mdsnn_zoo.train.build import model_from_checkpoint
@@ -125,6 +141,7 @@ def main() -> None:
     out.parent.mkdir(exist_ok=True)
     sha = save_packed(model, out, {"name": entry.name, "step": info.get("step")})
     manifest = json.loads(registry.MANIFEST.read_text()) if registry.MANIFEST.exists() else {}
+    before = replaced_record(manifest.get(entry.name), sha, cfg.zoo_model == entry.name)
     manifest[entry.name] = {"file": out.name, "sha256": sha, "file_bytes": out.stat().st_size,
                             "num_params": sum(p.numel() for p in model.parameters()),
                             "val_top1": info.get("best_val_top1"), "recipe": args.recipe,
@@ -136,6 +153,8 @@ def main() -> None:
         manifest[entry.name]["learn_edge_scales"] = cfg.learn_edge_scales
         if cfg.scale_bits is not None:  # hardware-exact: the entry is built on the same grid
             manifest[entry.name]["scale_bits"] = cfg.scale_bits
+    if before:
+        manifest[entry.name]["fine_tuned_from"] = before
     registry.MANIFEST.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     registry._manifest.cache_clear()
 

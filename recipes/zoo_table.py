@@ -70,15 +70,26 @@ def cost_table() -> str:
 
 
 def _by_seed(m) -> dict[int, float]:
-    """Test top-1 per seed: the shipped entry's (seed 0) and its recorded repeats'."""
-    return {0: m.top1, **{int(seed): r["top1"] for seed, r in (m.repeats or {}).items()}}
+    """Test top-1 per seed of the student as its recipe trained it (seed 0, and its recorded repeats'):
+    the entry's, or, for an entry fine-tuned onto the integer grid, the one it was fine-tuned from."""
+    trained = m.fine_tuned_from or {"top1": m.top1, "repeats": m.repeats}
+    return {0: trained["top1"], **{int(seed): r["top1"] for seed, r in (trained.get("repeats") or {}).items()}}
+
+
+def _exact_pair(qat, md) -> str:
+    """The hardware-exact entries' test top-1, QAT / MD (MD - QAT), or - until both are exact."""
+    if not (qat.integer_exact and md.integer_exact):
+        return "-"
+    return f"{qat.top1:.2f} / {md.top1:.2f} ({md.top1 - qat.top1:+.2f})"
 
 
 def gain_table() -> str:
-    """Per family, W2U2 MD against W2U2 QAT (same epochs, schedule and start), for every seed both ran, and
-    the share of naive QAT's loss under the float teacher that MD puts back (mean over the seeds)."""
+    """Per family, W2U2 MD against W2U2 QAT (same epochs, schedule and start) as their recipes trained them,
+    for every seed both ran, the share of naive QAT's loss under the float teacher that MD puts back (mean
+    over the seeds), and the shipped pair after both were fine-tuned onto the integer grid."""
     lines = ["| family | FP teacher top-1 % | seeds | W2U2 QAT top-1 % | W2U2 MD top-1 % | MD - QAT (points) "
-             "| share of QAT's loss MD recovers |", "|---|---|---|---|---|---|---|"]
+             "| share of QAT's loss MD recovers | integer-exact QAT / MD (MD - QAT) |",
+             "|---|---|---|---|---|---|---|---|"]
     for base, variants in sorted(families().items()):
         if "w2u2_md" not in variants or "w2u2_qat" not in variants:
             continue
@@ -92,7 +103,7 @@ def gain_table() -> str:
         share = f"{100 * mean / qat_loss:.0f}% of {qat_loss:.2f}" if qat_loss > 0 else "- (QAT loses nothing)"
         lines.append(f"| `{base}` | {teacher:.2f} | {', '.join(map(str, seeds))} | "
                      f"{', '.join(f'{qat[s]:.2f}' for s in seeds)} | {', '.join(f'{md[s]:.2f}' for s in seeds)} | "
-                     f"{gain} | {share} |")
+                     f"{gain} | {share} | {_exact_pair(variants['w2u2_qat'], variants['w2u2_md'])} |")
     return "\n".join(lines)
 
 

@@ -16,7 +16,7 @@ from mdsnn_zoo.distill import lif_layers
 from mdsnn_zoo.errors import DatasetNotFoundError, InvalidValueError, UnknownNameError
 from mdsnn_zoo.models import build_model, relu_twin
 from mdsnn_zoo.neuron import QuantLIFNode
-from mdsnn_zoo.quant import WeightQuantizer, quantize_model
+from mdsnn_zoo.quant import WeightQuantizer, quantize_model, set_scale_bits
 from mdsnn_zoo.train.config import ACTIVATIONS, METHODS, TrainConfig
 
 
@@ -163,7 +163,7 @@ def _zoo_student_and_teacher(cfg: TrainConfig) -> tuple[nn.Module, nn.Module | N
     teacher that knows this data: the zoo teacher on its own data set, else ``cfg.teacher``, a float
     checkpoint fine-tuned on ``cfg.dataset`` (the zoo teacher's soft labels and membranes would be
     those of other data)."""
-    from mdsnn_zoo.zoo.registry import create_model, get_entry
+    from mdsnn_zoo.zoo.registry import create_model, get_entry, get_weights
 
     e = get_entry(cfg.zoo_model)
     mine, theirs = dataset_info(cfg.dataset, cfg.data_root, **cfg.data_options), dataset_info(e.dataset)
@@ -172,6 +172,8 @@ def _zoo_student_and_teacher(cfg: TrainConfig) -> tuple[nn.Module, nn.Module | N
                                 f"{cfg.dataset} has {list(mine.input_shape)}: fine-tune a zoo model of the same "
                                 "input shape")
     model = create_model(cfg.zoo_model, pretrained=True, num_classes=mine.num_classes, **cfg.arch_kwargs).train()
+    if e.method != "fp" and cfg.scale_bits != get_weights(cfg.zoo_model).scale_bits:
+        set_scale_bits(model, cfg.scale_bits)  # e.g. a student fine-tuned onto the integer grid
     if cfg.method != "md":
         return model, None
     if not e.teacher:

@@ -17,14 +17,14 @@ from mdsnn_zoo.train.loop import train
 
 def finetune_config(cfg: TrainConfig, name: str | None, teacher: str | None = None, distill: bool = True
                     ) -> TrainConfig:
-    """``cfg`` made the fine-tuning run of zoo model ``name`` (its architecture, T and bits; MD from a
+    """``cfg`` made the fine-tuning run of zoo model ``name`` (its architecture, T, bits and scale grid; MD from a
     teacher that knows ``cfg.dataset`` when it is a student and ``distill``), or, with ``name`` None,
     of the checkpoint ``cfg.init`` (MD when ``teacher`` is given)."""
     if name is None:
         if not cfg.init:
             raise InvalidValueError("finetune needs a zoo model NAME or a checkpoint (--init PATH)")
         return dataclasses.replace(cfg, method="md" if teacher else "finetune", teacher=teacher)
-    from mdsnn_zoo.zoo.registry import get_entry
+    from mdsnn_zoo.zoo.registry import get_entry, get_weights
 
     e = get_entry(name)
     method = "md" if e.teacher and distill else "finetune"
@@ -32,7 +32,9 @@ def finetune_config(cfg: TrainConfig, name: str | None, teacher: str | None = No
     teacher = teacher or (e.teacher if method == "md" and cfg.dataset == e.dataset else None)
     return dataclasses.replace(cfg, method=method, zoo_model=e.name, arch=e.arch,
                                arch_kwargs={**e.arch_kwargs, **cfg.arch_kwargs}, time_steps=e.time_steps,
-                               w_bits=e.w_bits, u_bits=e.u_bits, first_last_bits=e.first_last_bits, teacher=teacher)
+                               w_bits=e.w_bits, u_bits=e.u_bits, first_last_bits=e.first_last_bits, teacher=teacher,
+                               # a hardware-exact entry stays on its grid unless --scale-bits says otherwise
+                               scale_bits=get_weights(name).scale_bits if cfg.scale_bits is None else cfg.scale_bits)
 
 
 def finetune_runs(cfg: TrainConfig, name: str | None, teacher: str | None = None, distill: bool = True

@@ -158,6 +158,8 @@ class ZooWeights:
     # (not shipped; recorded for the spread of the result)
     scale_bits: int | None = None  # a student's weight scales: multipliers of scale_bits + 1 bits (None: float)
     integer_exact: bool = False  # a student an integer machine runs exactly (mdsnn-zoo export --format int)
+    fine_tuned_from: dict | None = None  # the entry this one was fine-tuned from and replaced: its sha256, top1,
+    # val_top1, recipe and repeats
 
     def __getitem__(self, key: str) -> Any:
         if key not in self.keys():
@@ -190,7 +192,7 @@ def get_weights(name: str) -> ZooWeights:
         val_top1=record.get("val_top1"), membrane_mse=record.get("membrane_mse"),
         spike_rate=record.get("spike_rate"), trained_on=record.get("trained_on"), cost=record.get("cost"),
         repeats=record.get("repeats"), scale_bits=_scale_bits(e),
-        integer_exact=e.method != "fp" and _scale_bits(e) is not None,
+        integer_exact=e.method != "fp" and _scale_bits(e) is not None, fine_tuned_from=record.get("fine_tuned_from"),
     )
 
 
