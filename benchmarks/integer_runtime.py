@@ -24,19 +24,6 @@ import numpy as np
 import torch
 
 
-def convert_to_exact(model: torch.nn.Module, scale_bits: int = 7) -> None:
-    """Round ``model``'s weight scales to ``scale_bits`` multipliers and its membrane steps to powers
-    of two, in place (no training)."""
-    from mdsnn_zoo.neuron import QuantLIFNode
-    from mdsnn_zoo.quant import quantized_layers
-
-    for _, layer in quantized_layers(model):
-        layer.weight_quant.scale_bits = scale_bits
-    for node in model.modules():
-        if isinstance(node, QuantLIFNode):
-            node.pot_delta = True
-
-
 def measure(name: str, images: int | None, convert: bool, batch: int = 250) -> dict:
     """One row: agreement, top-1 and images/s of the student and the runtime, and file sizes."""
     from spikingjelly.activation_based import functional
@@ -44,12 +31,13 @@ def measure(name: str, images: int | None, convert: bool, batch: int = 250) -> d
     import mdsnn_zoo
     from mdsnn_zoo.data import get_dataset
     from mdsnn_zoo.export import export_integer
+    from mdsnn_zoo.quant import set_scale_bits
     from mdsnn_zoo.runtime import GRAPH_FILE, WEIGHTS_FILE, IntegerModel
 
     meta = mdsnn_zoo.get_weights(name)
     model = mdsnn_zoo.create_model(name, pretrained=True).eval()
     if convert:
-        convert_to_exact(model)
+        set_scale_bits(model, 7)
     data = get_dataset(meta["dataset"], "test", **(meta.get("data_options") or {}))
     n = min(images or len(data), len(data))
     x, y = data.batch(torch.arange(n))

@@ -26,11 +26,9 @@ command_for() {  # NAME: the fine-tune that makes NAME hardware-exact, as one li
 }
 
 if [[ ${1:-} == --print-export ]]; then
-  name=$2
-  old=$(python -c 'import json, sys; print(json.load(open("mdsnn_zoo/zoo/manifest.json"))[sys.argv[1]]["recipe"])' "$name")
-  recipe="$(command_for "$name")  # from $name as shipped before it was hardware-exact, whose recipe was: $old"
+  name=$2  # the entry keeps the one it was fine-tuned from, its recipe and sha256, as fine_tuned_from
   python -c 'import shlex, sys; print(shlex.join(sys.argv[1:]))' python recipes/export_zoo.py "$name" \
-    "$runs/int/$name/best.safetensors" --recipe "$recipe"
+    "$runs/int/$name/best.safetensors" --recipe "$(command_for "$name")"
   exit 0
 fi
 

@@ -3,6 +3,7 @@ loading by name, fresh heads for fine-tuning, and the shipped weights themselves
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import shutil
@@ -276,15 +277,23 @@ def test_every_recipe_is_a_valid_command():
 
     from mdsnn_zoo.cli import build_parser
 
-    manifest = json.loads(registry.MANIFEST.read_text())
-    for name in mdsnn_zoo.list_models():
-        # "A && B": the commands it needs first (a teacher's ReLU twin), then its own
-        for command in mdsnn_zoo.get_weights(name)["recipe"].split(" && "):
+    def parse(recipe: str, name: str, commands: tuple[str, ...]) -> argparse.Namespace:
+        for command in recipe.split(" && "):  # "A && B": what it needs first (a teacher's ReLU twin), then itself
             argv = shlex.split(command)
             assert argv[0] == "mdsnn-zoo", name
             args = build_parser(argv[1]).parse_args(argv[1:])
-            assert args.command in ("train", "distill"), name
+            assert args.command in commands, name
+        return args
+
+    manifest = json.loads(registry.MANIFEST.read_text())
+    for name in mdsnn_zoo.list_models():
         meta = mdsnn_zoo.get_weights(name)
+        start = meta.fine_tuned_from
+        args = parse(meta["recipe"], name, ("train", "distill", "finetune") if start else ("train", "distill"))
+        if start:  # a fine-tune of the entry as it shipped before: the start is that entry, rebuilt by its recipe
+            assert (args.command, args.name, args.scale_bits) == ("finetune", name, meta.scale_bits), name
+            assert len(start["sha256"]) == 64, name
+            args = parse(start["recipe"], name, ("train", "distill"))
         if meta["pretrained"] and meta["method"] != "fp":  # rerun today, the recipe trains the same student
             record = manifest[name]
             assert (args.w_bits, args.u_bits, args.bias_frac_bits, args.learn_edge_scales) == \
@@ -553,3 +562,36 @@ def test_a_hardware_exact_entry_builds_exact_says_so_and_exports_by_name(publish
     with torch.no_grad():
         want = model(x).argmax(1).numpy()
     assert np.array_equal(IntegerModel.load(tmp_path / "int").predict(x.numpy()), want)
+
+
+def test_finetune_with_scale_bits_trains_the_zoo_student_on_that_grid(published):
+    """``finetune NAME --scale-bits 7`` trains the shipped student on the exact grid (not off it, to be
+    rounded at export): every weight scale and membrane step is on it, and its forward is that of the same
+    weights quantized onto the grid from the start; an exact entry's fine-tune stays on its grid."""
+    from spikingjelly.activation_based import functional
+
+    from mdsnn_zoo.neuron import QuantLIFNode
+    from mdsnn_zoo.quant import quantized_layers
+    from mdsnn_zoo.train.build import build_student_and_teacher
+    from mdsnn_zoo.train.config import TrainConfig
+    from mdsnn_zoo.train.finetuning import finetune_config
+
+    cfg = finetune_config(TrainConfig(scale_bits=7, arch_kwargs={"backend": "torch"}), TINY)
+    student, teacher = build_student_and_teacher(cfg)
+    assert cfg.scale_bits == 7 and teacher is not None
+    assert {layer.weight_quant.scale_bits for _, layer in quantized_layers(student)} == {7}
+    assert all(n.pot_delta for n in student.modules() if isinstance(n, QuantLIFNode))
+    built = registry.build_entry_model(registry.get_entry(TINY), scale_bits=7, backend="torch")
+    built.load_state_dict(student.state_dict())
+    x = torch.rand(5, 1, 28, 28)
+    with torch.no_grad():
+        got, want = student.eval()(x), built.eval()(x)
+    functional.reset_net(student), functional.reset_net(built)
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    loose = mdsnn_zoo.create_model(TINY, pretrained=True, backend="torch")
+    with torch.no_grad():
+        assert not torch.equal(loose(x), got)  # the grid changed the network: it is not a no-op here
+    assert finetune_config(TrainConfig(), TINY).scale_bits is None
+    published[TINY]["scale_bits"] = 7
+    assert finetune_config(TrainConfig(), TINY).scale_bits == 7
+    assert finetune_config(TrainConfig(scale_bits=3), TINY).scale_bits == 3
