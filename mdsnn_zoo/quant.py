@@ -368,8 +368,8 @@ def set_scale_bits(model: nn.Module, scale_bits: int | None) -> nn.Module:
     its membrane steps on powers of two, in place (None: free float scales and steps); the learned values
     are kept and rounded in the forward. Returns ``model``."""
     check_scale_bits(scale_bits)
-    for _, layer in quantized_layers(model):
-        layer.weight_quant.scale_bits = scale_bits
+    for _, quant_layer in quantized_layers(model):
+        quant_layer.weight_quant.scale_bits = scale_bits
     for node in model.modules():
         if isinstance(node, QuantLIFNode):
             node.pot_delta = scale_bits is not None
