@@ -595,3 +595,17 @@ def test_finetune_with_scale_bits_trains_the_zoo_student_on_that_grid(published)
     published[TINY]["scale_bits"] = 7
     assert finetune_config(TrainConfig(), TINY).scale_bits == 7
     assert finetune_config(TrainConfig(scale_bits=3), TINY).scale_bits == 3
+
+
+def test_an_entry_fine_tuned_over_keeps_the_one_it_replaced(recipe_script):
+    """export_zoo.py: a fine-tune of the shipped entry keeps that entry's result and repeats as
+    ``fine_tuned_from``; the same weights exported again keep what they had; other weights keep nothing."""
+    export_zoo = recipe_script("export_zoo")
+    shipped = {"sha256": "a" * 64, "top1": 93.13, "val_top1": 93.82, "recipe": "mdsnn-zoo distill ...",
+               "repeats": {"1": {"top1": 93.19}}, "cost": {}, "file": "x.safetensors"}
+    kept = export_zoo.replaced_record(shipped, "b" * 64, fine_tuned=True)
+    assert kept == {k: shipped[k] for k in ("sha256", "top1", "val_top1", "recipe", "repeats")}
+    again = {"sha256": "b" * 64, "top1": 93.05, "fine_tuned_from": kept}
+    assert export_zoo.replaced_record(again, "b" * 64, fine_tuned=True) == kept
+    assert export_zoo.replaced_record(shipped, "b" * 64, fine_tuned=False) is None
+    assert export_zoo.replaced_record(None, "b" * 64, fine_tuned=True) is None
