@@ -9,12 +9,16 @@ For each zoo student NAME: export it (``mdsnn-zoo export NAME --format int``), r
 and print: images agreeing, top-1 of each, images/s of each, the exported bytes against the float
 teacher's weight file. ``--convert`` first puts a student that is not hardware-exact on the exact grid
 (weight scales to 8-bit multipliers and shifts, membrane steps to powers of two) without training:
-those rows say so, and measure a converted model, not the entry.
+those rows say so, and measure a converted model, not the entry. ``--table FILE`` also writes the table,
+with the rows it held of other students whose weights have not changed since, so the zoo's table can be
+built a few students at a time.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
 import sys
 import tempfile
 import time
@@ -24,7 +28,7 @@ import numpy as np
 import torch
 
 
-def measure(name: str, images: int | None, convert: bool, batch: int = 250) -> dict:
+def measure(name: str, images: int | None, convert: bool, load: str, batch: int = 250) -> dict:
     """One row: agreement, top-1 and images/s of the student and the runtime, and file sizes."""
     from spikingjelly.activation_based import functional
 
@@ -59,21 +63,25 @@ def measure(name: str, images: int | None, convert: bool, batch: int = 250) -> d
     want = np.concatenate(want)
     teacher = mdsnn_zoo.get_weights(meta["teacher"])
     labels = y.numpy()
-    return {"name": name, "converted": convert, "images": n, "agree": int((got == want).sum()),
+    return {"name": name, "sha256": meta["sha256"], "date": datetime.date.today().isoformat(), "load": load,
+            "converted": convert, "images": n,
+            "agree": int((got == want).sum()),
             "torch_top1": 100 * float((want == labels).mean()), "runtime_top1": 100 * float((got == labels).mean()),
             "torch_ips": n / torch_s, "runtime_ips": n / runtime_s, "exported_bytes": exported,
             "teacher_bytes": teacher["file_bytes"]}
 
 
 def to_markdown(rows: list[dict], machine: str) -> str:
-    lines = [f"Machine: {machine}; PyTorch on {torch.get_num_threads()} threads, NumPy as it comes.", "",
+    lines = ["<!-- python benchmarks/integer_runtime.py NAME ... --table THIS_FILE; each row's date and what else "
+             "ran on the machine: the .json beside it -->", "",
+             f"Machine: {machine}; PyTorch on {torch.get_num_threads()} threads, NumPy as it comes.", "",
              "| model | test images | runtime = PyTorch | top-1 PyTorch / runtime | images/s PyTorch / runtime "
-             "| exported bytes / float teacher's |", "|---|---|---|---|---|---|"]
+             "| exported bytes / float teacher's | also running |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         name = f"`{r['name']}`" + (" (converted, untrained)" if r["converted"] else "")
         lines.append(f"| {name} | {r['images']:,} | {r['agree']:,} | {r['torch_top1']:.2f} / {r['runtime_top1']:.2f} "
                      f"| {r['torch_ips']:.0f} / {r['runtime_ips']:.0f} | {r['exported_bytes']:,} / "
-                     f"{r['teacher_bytes']:,} ({r['exported_bytes'] / r['teacher_bytes']:.2f}) |")
+                     f"{r['teacher_bytes']:,} ({r['exported_bytes'] / r['teacher_bytes']:.2f}) | {r['load']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -83,16 +91,31 @@ def main() -> int:
     parser.add_argument("--images", type=int, default=None, help="the first N test images (default: all)")
     parser.add_argument("--convert", action="store_true", help="put a student that is not hardware-exact on the "
                         "exact grid first, without training")
-    parser.add_argument("--table", type=Path, default=None, help="also write the table here")
+    parser.add_argument("--load", default="nothing else", help="what else ran on the machine meanwhile (kept "
+                        "with the rows: images/s are comparable only between rows measured alone)")
+    parser.add_argument("--table", type=Path, default=None, help="also write the table here, keeping the rows it "
+                        "holds of other students as they ship today (kept in TABLE.json)")
     args = parser.parse_args()
     from mdsnn_zoo.machine import describe_machine
 
-    rows = [measure(name, args.images, args.convert) for name in args.names]
-    table = to_markdown(rows, describe_machine(torch.device("cpu")))
-    print(table)
+    rows = [measure(name, args.images, args.convert, args.load) for name in args.names]
+    print(to_markdown(rows, describe_machine(torch.device("cpu"))))
     if args.table:
-        args.table.write_text(table)
+        kept = [r for r in earlier_rows(args.table) if r["name"] not in args.names]
+        every = sorted(kept + rows, key=lambda r: r["name"])
+        args.table.write_text(to_markdown(every, describe_machine(torch.device("cpu"))))
+        args.table.with_suffix(".json").write_text(json.dumps(every, indent=1) + "\n")
     return 0 if all(r["agree"] == r["images"] for r in rows) else 1
+
+
+def earlier_rows(table: Path) -> list[dict]:
+    """The rows a table (its ``.json`` beside it) holds of the entries as they ship today: a row of weights
+    since replaced is dropped."""
+    import mdsnn_zoo
+
+    path = table.with_suffix(".json")
+    rows = json.loads(path.read_text()) if path.exists() else []
+    return [r for r in rows if r.get("sha256") == mdsnn_zoo.get_weights(r["name"])["sha256"]]
 
 
 if __name__ == "__main__":
