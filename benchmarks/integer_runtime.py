@@ -72,8 +72,8 @@ def measure(name: str, images: int | None, convert: bool, load: str, batch: int 
 
 
 def to_markdown(rows: list[dict], machine: str) -> str:
-    lines = ["<!-- python benchmarks/integer_runtime.py NAME ... --table THIS_FILE; each row's date and what else "
-             "ran on the machine: the .json beside it -->", "",
+    lines = ["<!-- python benchmarks/integer_runtime.py NAME ... --table THIS_FILE; each row's date: the .json "
+             "beside it -->", "",
              f"Machine: {machine}; PyTorch on {torch.get_num_threads()} threads, NumPy as it comes.", "",
              "| model | test images | runtime = PyTorch | top-1 PyTorch / runtime | images/s PyTorch / runtime "
              "| exported bytes / float teacher's | also running |", "|---|---|---|---|---|---|---|"]
