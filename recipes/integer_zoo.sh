@@ -2,7 +2,8 @@
 # The zoo's twelve students made hardware-exact (issue 40, docs/integer.md): each shipped student is
 # fine-tuned on the integer grid (--scale-bits 7: power-of-two steps, 8-bit multipliers and shifts) for one
 # epoch at a low rate, MD from its zoo teacher (naive QAT entries: cross-entropy alone), with its own
-# recipe's flags, into RUNS/int/NAME. Every run resumes and a finished one returns at once, so the script
+# recipe's flags, into RUNS/int/NAME; the student rounded onto the grid is validated before the first step
+# too, so best.safetensors is whichever of the start and the end validates higher. Every run resumes and a finished one returns at once, so the script
 # can be rerun after an interruption; a second copy started while one runs exits at once. It trains only:
 # publish a run with `recipes/integer_zoo.sh --print-export NAME` (the export command, its recipe included).
 #   nohup recipes/integer_zoo.sh > /dev/null 2>&1 &       # progress: RUNS/int/integer_zoo.log
@@ -17,7 +18,7 @@ vgg9.nfmnist_t10_w2u2_md vgg9.nfmnist_t10_w4u4_md vgg9.nfmnist_t10_w2u2_qat
 ms_resnet18.fmnist_t4_w2u2_md ms_resnet18.fmnist_t4_w4u4_md ms_resnet18.fmnist_t4_w2u2_qat"}
 
 command_for() {  # NAME: the fine-tune that makes NAME hardware-exact, as one line
-  local name=$1 flags="--scale-bits 7 --epochs 1 --lr 0.002 --augment crop,flip,erase --batch-size 128 --ema-decay 0"
+  local name=$1 flags="--scale-bits 7 --epochs 1 --lr 0.002 --augment crop,flip,erase --batch-size 128 --ema-decay 0 --validate-start"
   case $name in *nfmnist*) flags+=" --dataset n-fashion-mnist" ;; esac
   case $name in small_cnn.*|ms_resnet18.*) flags+=" --no-val-amp" ;; esac  # as their recipes validated
   case $name in ms_resnet18.*) flags+=" --surrogate-shift 0.25" ;; esac

@@ -96,6 +96,25 @@ def test_the_weight_average_is_validated_and_saved_as_best(data_root, tmp_path):
         train(_cfg(data_root, tmp_path / "bad", ema_decay=1.0), log=lambda *_: None)
 
 
+def test_validate_start_lets_the_start_itself_be_best(data_root, tmp_path):
+    """--validate-start validates the network before the first step (a row at step 0): a run that does
+    not improve on its start (lr 0 here) keeps the start as best.safetensors; without it the first
+    validation is at the end of the first epoch."""
+    start = train(_cfg(data_root, tmp_path / "start", epochs=1), log=lambda *_: None)
+    init = str(tmp_path / "start" / "best.safetensors")
+    kept = train(_cfg(data_root, tmp_path / "kept", epochs=1, init=init, lr=0.0, validate_start=True),
+                 log=lambda *_: None)
+    rows = (tmp_path / "kept" / "epochs.csv").read_text().splitlines()[1:]
+    assert [int(r.split(",")[0]) for r in rows] == [0, 320 // 32]
+    assert kept["best_val_top1"] == start["best_val_top1"]  # the same network, validated twice
+    assert ckpt.read_checkpoint(tmp_path / "kept" / "best.safetensors")[1]["info"]["step"] == 0
+    a, b = _weights(tmp_path / "start" / "best.safetensors"), _weights(tmp_path / "kept" / "best.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    train(_cfg(data_root, tmp_path / "plain", epochs=1, init=init, lr=0.0), log=lambda *_: None)
+    rows = (tmp_path / "plain" / "epochs.csv").read_text().splitlines()[1:]
+    assert [int(r.split(",")[0]) for r in rows] == [320 // 32]
+
+
 def test_the_step_log_is_on_disk_at_each_checkpoint(data_root, tmp_path, monkeypatch):
     out = tmp_path / "run"
     rows_at_save = {}

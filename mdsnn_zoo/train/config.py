@@ -70,6 +70,8 @@ class TrainConfig:
     ema_decay: float = _opt(0.0, "keep an exponential moving average of the weights with this decay per step "
                             "(warmed up as (1 + step) / (10 + step)); it is what is validated and saved as "
                             "best.safetensors; 0: off")
+    validate_start: bool = _opt(False, "validate the network before the first step too, so that the start itself "
+                                "can be best.safetensors (a fine-tune that does not improve on it)")
     augment: str = _opt("crop,flip,erase", "augmentations of the training batches, comma-separated: crop (padded "
                          "with the image's background), flip (horizontal), erase (random patches); none: off")
     val_size: int = _opt(5000, "images held out from the training split for choosing the best checkpoint")

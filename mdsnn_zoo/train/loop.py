@@ -271,6 +271,8 @@ def train(cfg: TrainConfig, log: Log = print) -> dict[str, Any]:
     run = setup(cfg, log)
     record = RunLog(run.out, run.cfg, active=run.ddp.main)
     try:
+        if cfg.validate_start and run.step == 0:
+            end_epoch(run, record)
         while run.step < run.total_steps:
             run_epoch(run, record)
             if run.step % run.steps_per_epoch == 0 or run.step >= run.total_steps:
