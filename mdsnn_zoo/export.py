@@ -29,7 +29,7 @@ from mdsnn_zoo.models.base import SpikingNet
 from mdsnn_zoo.models.resnet import MembraneShortcutBlock
 from mdsnn_zoo.neuron import QuantLIFNode
 from mdsnn_zoo.quant import QuantConv2d, QuantLinear, dyadic_parts
-from mdsnn_zoo.runtime import FORMAT, GRAPH_FILE, VERSION, WEIGHTS_FILE, IntegerModel
+from mdsnn_zoo.runtime import FORMAT, GRAPH_FILE, VERSION, WEIGHTS_FILE, IntegerModel, pack_codes
 
 ROUNDING = ("membranes in grid units relative to the threshold, codes -(2^b - 1)..0; q = floor(h + 1/2) (ties "
             "up), clamped; a spike where q >= 0; the input layer's current rounded half to even to its bias grid")
@@ -104,8 +104,8 @@ class _Builder:
         codes = wq.codes(m.weight)
         attrs: dict[str, Any] = {"name": name, "bits": wq.bits, "input_layer": m.accumulates_exactly,
                                  "weight": f"{name}.weight", "multiplier": f"{name}.multiplier",
-                                 "exponent": f"{name}.exponent", "shape": list(codes.shape)}
-        self.arrays[attrs["weight"]] = codes.to(torch.int8).numpy()
+                                 "exponent": f"{name}.exponent", "shape": list(codes.shape), "code_offset": wq.qmin}
+        self.arrays[attrs["weight"]] = pack_codes((codes.to(torch.int64) - wq.qmin).numpy(), wq.bits)
         self.arrays[attrs["multiplier"]] = mult.to(torch.int32).numpy()
         self.arrays[attrs["exponent"]] = exp.to(torch.int32).numpy()
         bias = m.bias_codes()

@@ -5,7 +5,8 @@ be copied out alone. ``PATH`` is what ``mdsnn-zoo export NAME --format int --out
 folder with ``graph.json`` (the layers in order, their shapes, bit widths and integer constants, the
 time steps and the input contract) and ``weights.safetensors`` (integer arrays: weight codes, the
 per-channel multipliers ``M`` and shifts ``e`` of the scales ``M 2^e``, biases), whose sha256 the
-graph records.
+graph records. A layer's b-bit weight codes are packed b bits each, least significant bit first, as
+``code - code_offset`` (:func:`pack_codes`; the zoo's weight files use the same layout).
 
 Every value between layers is a fixed-point array ``num 2^exp`` (``num`` int64, one ``exp`` for the
 array): spikes are ``{0, 1}`` with ``exp = 0``. The input layer sums its codes over the float input
@@ -33,11 +34,25 @@ from typing import Any
 
 import numpy as np
 
-FORMAT, VERSION = "mdsnn-int", 1
+FORMAT, VERSION = "mdsnn-int", 2
 GRAPH_FILE, WEIGHTS_FILE = "graph.json", "weights.safetensors"
 _DTYPES = {"I8": np.int8, "U8": np.uint8, "I16": np.int16, "I32": np.int32, "I64": np.int64,
            "F32": np.float32, "F64": np.float64}
 _CHUNK = 32  # images per matrix product (bounds the memory of the unfolded inputs)
+
+
+def pack_codes(u: np.ndarray, bits: int) -> np.ndarray:
+    """Non-negative integers ``u < 2^bits`` (any shape) -> flat uint8, ``bits`` bits each, least
+    significant bit first (``ceil(u.size * bits / 8)`` bytes)."""
+    flat = np.asarray(u).reshape(-1).astype(np.uint8)
+    planes = (flat[:, None] >> np.arange(bits, dtype=np.uint8)) & 1  # [n, bits]
+    return np.packbits(planes.reshape(-1), bitorder="little")
+
+
+def unpack_codes(packed: np.ndarray, bits: int, count: int) -> np.ndarray:
+    """The inverse of :func:`pack_codes`: the first ``count`` integers, int64 ``[count]``."""
+    planes = np.unpackbits(np.asarray(packed, np.uint8), bitorder="little")[: count * bits].reshape(count, bits)
+    return (planes.astype(np.int64) << np.arange(bits, dtype=np.int64)).sum(1)
 
 
 def read_safetensors(path: str | Path) -> dict[str, np.ndarray]:
@@ -128,6 +143,16 @@ class IntegerModel:
                    if key in ("weight", "multiplier", "exponent", "bias") and name not in arrays]
         if missing:
             raise ValueError(f"{where} names arrays its weights file lacks ({', '.join(missing[:3])}); export it again")
+        self.codes = {node["weight"]: self._unpacked(node, where) for node in graph["nodes"] if "weight" in node}
+
+    def _unpacked(self, node: dict, where: str) -> np.ndarray:
+        """A layer's weight codes, int64 of its ``shape``, from their packed bytes."""
+        packed, bits, shape = self.arrays[node["weight"]], node["bits"], tuple(node["shape"])
+        count = int(np.prod(shape))
+        if packed.dtype != np.uint8 or packed.size != -(-count * bits // 8):
+            raise ValueError(f"{where}: {node['weight']} holds {packed.size} {packed.dtype} values, not the "
+                             f"{-(-count * bits // 8)} bytes of {count} {bits}-bit codes; export it again")
+        return (unpack_codes(packed, bits, count) + node["code_offset"]).reshape(shape)
 
     @classmethod
     def load(cls, path: str | Path) -> IntegerModel:
@@ -169,7 +194,7 @@ class IntegerModel:
     # -- layers -------------------------------------------------------------------------------------
 
     def _linear(self, v: Fixed | np.ndarray, node: dict) -> Fixed:
-        codes = self.arrays[node["weight"]].astype(np.int64)
+        codes = self.codes[node["weight"]]
         m = self.arrays[node["multiplier"]].astype(np.int64)
         e = self.arrays[node["exponent"]].astype(np.int64)
         bias = self.arrays[node["bias"]].astype(np.int64) if node.get("bias") else np.zeros(len(m), np.int64)

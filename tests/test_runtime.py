@@ -17,7 +17,7 @@ from mdsnn_zoo.export import export_integer
 from mdsnn_zoo.models import ms_resnet18, small_cnn, vgg9
 from mdsnn_zoo.neuron import QuantLIFNode
 from mdsnn_zoo.quant import quantize_model
-from mdsnn_zoo.runtime import GRAPH_FILE, WEIGHTS_FILE, Fixed, IntegerModel
+from mdsnn_zoo.runtime import GRAPH_FILE, WEIGHTS_FILE, Fixed, IntegerModel, read_safetensors
 
 LIF = {"backend": "torch"}
 FAMILIES = {  # family: (float network, one sample's shape, input kind)
@@ -122,6 +122,8 @@ def test_the_runtime_runs_without_torch_and_the_graph_describes_the_model(tmp_pa
     convs = [n for n in graph["nodes"] if n["op"] == "conv"]
     assert [n["bits"] for n in convs] == [8, 2, 2, 2] and convs[0]["input_layer"]
     assert convs[1]["out_shape"] == [6, 12, 12]
+    packed = read_safetensors(out / WEIGHTS_FILE)[convs[1]["weight"]]  # 2-bit codes, four to a byte
+    assert packed.dtype == np.uint8 and packed.size == -(-int(np.prod(convs[1]["shape"])) * 2 // 8)
     assert "floor(h + 1/2)" in graph["rounding"]
 
 
@@ -140,12 +142,16 @@ def test_bad_exports_and_inputs_are_refused_with_the_reason(tmp_path):
         model.predict(np.zeros((2, 1, 10, 12), np.float32))
     with pytest.raises(TypeError, match="x must be float32.*got int64"):
         model.predict(np.zeros((2, 1, 12, 12), np.int64))
+    graph, arrays = model.graph, dict(model.arrays)
+    first = graph["nodes"][0]["weight"]
+    assert arrays[first].dtype == np.uint8 and arrays[first].size == np.prod(graph["nodes"][0]["shape"])  # 8 bits
+    arrays[first] = arrays[first][:-1]
+    with pytest.raises(ValueError, match=f"{first} holds .* not the .* bytes of .* 8-bit codes; export it again"):
+        IntegerModel(graph, arrays)
     weights = (out / WEIGHTS_FILE).read_bytes()
     (out / WEIGHTS_FILE).write_bytes(weights[: len(weights) // 2])
     with pytest.raises(ValueError, match="does not match its graph.*damaged or replaced"):
         IntegerModel.load(out)
-    from mdsnn_zoo.runtime import read_safetensors
-
     with pytest.raises(ValueError, match="is damaged .* lies outside the file"):
         read_safetensors(out / WEIGHTS_FILE)
     (out / GRAPH_FILE).unlink()

@@ -21,6 +21,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import nn
 
+from mdsnn_zoo import runtime
 from mdsnn_zoo.checkpoint import atomic_write_bytes
 from mdsnn_zoo.errors import CorruptFileError
 from mdsnn_zoo.quant import quantized_layers
@@ -29,16 +30,14 @@ FORMAT = "mdsnn-zoo-packed/1"
 
 
 def pack_codes(u: torch.Tensor, bits: int) -> torch.Tensor:
-    """Non-negative integers ``u < 2^bits`` (any shape) -> flat uint8, ``bits`` bits each."""
-    flat = u.detach().flatten().cpu().numpy().astype(np.uint8)
-    planes = (flat[:, None] >> np.arange(bits, dtype=np.uint8)) & 1  # [n, bits], least significant first
-    return torch.from_numpy(np.packbits(planes.reshape(-1), bitorder="little"))
+    """Non-negative integers ``u < 2^bits`` (any shape) -> flat uint8, ``bits`` bits each (the layout of
+    :func:`mdsnn_zoo.runtime.pack_codes`)."""
+    return torch.from_numpy(runtime.pack_codes(u.detach().cpu().numpy(), bits))
 
 
 def unpack_codes(packed: torch.Tensor, bits: int, count: int) -> torch.Tensor:
     """The inverse of :func:`pack_codes`: the first ``count`` integers, int64 ``[count]``."""
-    planes = np.unpackbits(packed.cpu().numpy(), bitorder="little")[: count * bits].reshape(count, bits)
-    return torch.from_numpy((planes.astype(np.int64) << np.arange(bits, dtype=np.int64)).sum(1))
+    return torch.from_numpy(runtime.unpack_codes(packed.cpu().numpy(), bits, count))
 
 
 def packed_state(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict]:
