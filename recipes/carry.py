@@ -95,36 +95,41 @@ def copy_run(src: Path, dst: Path, slim: bool = False) -> None:
         (dst / "exported").write_text(_sha256(dst / "best.safetensors") + "\n")
 
 
+def _runs(root: Path) -> list[Path]:
+    """The run folders under ``root`` (any depth: ``int/NAME`` too), as paths relative to it."""
+    return sorted(p.parent.relative_to(root) for p in root.glob("**/last.safetensors"))
+
+
 def save(names: list[str]) -> None:
-    runs = [store() / n for n in names] if names else sorted(p.parent for p in store().glob("*/last.safetensors"))
-    for run in runs:
+    for name in [Path(n) for n in names] or _runs(store()):
+        run = store() / name
         if step_of(run) < 0:
             sys.exit(f"carry: {run} has no last.safetensors; name a run folder of {store()}")
         if finished(run):
-            _forget(run)
+            _forget(run, name)
             continue
-        if up_to_date(run, CARRY / run.name):
+        if up_to_date(run, CARRY / name):
             continue
-        copy_run(run, CARRY / run.name, slim=True)
-        print(f"carried {run.name} at step {step_of(run)}")
+        copy_run(run, CARRY / name, slim=True)
+        print(f"carried {name} at step {step_of(run)}")
 
 
-def _forget(run: Path) -> None:
+def _forget(run: Path, name: Path) -> None:
     """A finished run is not carried: its carried copy (if any) is deleted."""
-    if (CARRY / run.name).is_dir():
-        shutil.rmtree(CARRY / run.name)
-        print(f"dropped {run.name}: finished")
+    if (CARRY / name).is_dir():
+        shutil.rmtree(CARRY / name)
+        print(f"dropped {name}: finished")
     if not export_marker(run):
-        print(f"carry: {run.name} is finished and nothing records its export: publish it with "
+        print(f"carry: {name} is finished and nothing records its export: publish it with "
               "recipes/export_zoo.py before this machine goes, or only its recipe will remain", file=sys.stderr)
 
 
 def restore() -> None:
-    for carried in sorted(p.parent for p in CARRY.glob("*/last.safetensors")):
-        target = store() / carried.name
+    for name in _runs(CARRY):
+        carried, target = CARRY / name, store() / name
         if step_of(target) < step_of(carried):
             copy_run(carried, target)
-            print(f"restored {carried.name} at step {step_of(carried)}")
+            print(f"restored {name} at step {step_of(carried)}")
 
 
 def drop(names: list[str]) -> None:

@@ -4,7 +4,8 @@
 # epoch at a low rate, MD from its zoo teacher (naive QAT entries: cross-entropy alone), with its own
 # recipe's flags, into RUNS/int/NAME; the student rounded onto the grid is validated before the first step
 # too, so best.safetensors is whichever of the start and the end validates higher. Every run resumes and a finished one returns at once, so the script
-# can be rerun after an interruption; a second copy started while one runs exits at once. It trains only:
+# can be rerun after an interruption (it first restores what `python recipes/carry.py save int/NAME` carried
+# from an earlier machine); a second copy started while one runs exits at once. It trains only:
 # publish a run with `recipes/integer_zoo.sh --print-export NAME` (the export command, its recipe included).
 #   nohup recipes/integer_zoo.sh > /dev/null 2>&1 &       # progress: RUNS/int/integer_zoo.log
 #   recipes/integer_zoo.sh --print-export small_cnn.fmnist_t4_w2u2_md
@@ -33,11 +34,15 @@ if [[ ${1:-} == --print-export ]]; then
   exit 0
 fi
 
+store=${MDSNN_RUNS:-$HOME/.cache/mdsnn_zoo/runs}  # runs/ links to the run store, as in recipes/long_runs.sh
+mkdir -p "$store"
+[[ $runs != runs || -e runs ]] || ln -s "$store" runs
 mkdir -p "$runs/int"
 exec >> "$runs/int/integer_zoo.log" 2>&1
 exec 9> "$runs/int/integer_zoo.lock"
 flock -n 9 || { echo "recipes/integer_zoo.sh is already running"; exit 0; }
 echo "== $(date -Is) integer zoo start"
+python recipes/carry.py restore  # a run a session carried (python recipes/carry.py save int/NAME)
 for name in $names; do
   if [[ $name == *nfmnist* ]] && ! python -c 'from mdsnn_zoo.data import get_dataset; get_dataset("n-fashion-mnist", "test")' 2> /dev/null; then
     mdsnn-zoo data make n-fashion-mnist --workers 2 --no-progress

@@ -130,28 +130,30 @@ def test_the_step_log_is_on_disk_at_each_checkpoint(data_root, tmp_path, monkeyp
 
 
 def test_runs_carried_to_a_fresh_store_resume_as_if_never_moved(data_root, tmp_path, monkeypatch, recipe_script):
+    """An unfinished run (in a folder of the store's folders, as recipes/integer_zoo.sh keeps them) is
+    carried and restored to the same place; a finished one is dropped."""
     carry = recipe_script("carry")
     monkeypatch.setattr(carry, "CARRY", tmp_path / "carry")
     quiet = {"log": lambda *_: None}
     full = train(_cfg(data_root, tmp_path / "full"), **quiet)
     old, new = tmp_path / "old_machine", tmp_path / "new_machine"
-    train(_cfg(data_root, old / "cut", max_steps=7, checkpoint_every=7), **quiet)
+    train(_cfg(data_root, old / "int" / "cut", max_steps=7, checkpoint_every=7), **quiet)
     train(_cfg(data_root, old / "done"), **quiet)
     monkeypatch.setenv("MDSNN_RUNS", str(old))
     (tmp_path / "carry" / "done").mkdir(parents=True)  # carried by an earlier session, before it finished
     carry.save([])
-    assert not carry.finished(old / "cut") and carry.finished(old / "done")
-    assert sorted(p.name for p in (tmp_path / "carry").iterdir()) == ["cut"]  # a finished run is never carried
-    carried = {p.name: p.stat().st_size for p in (tmp_path / "carry" / "cut").iterdir()}
+    assert not carry.finished(old / "int" / "cut") and carry.finished(old / "done")
+    assert sorted(p.name for p in (tmp_path / "carry").iterdir()) == ["int"]  # a finished run is never carried
+    carried = {p.name: p.stat().st_size for p in (tmp_path / "carry" / "int" / "cut").iterdir()}
     # the unfinished run keeps its optimizer state to resume; its best checkpoint carries weights only
     assert carried["last.safetensors"] > 1.5 * carried["best.safetensors"]
-    assert carry.up_to_date(old / "cut", tmp_path / "carry" / "cut")
+    assert carry.up_to_date(old / "int" / "cut", tmp_path / "carry" / "int" / "cut")
     monkeypatch.setenv("MDSNN_RUNS", str(new))
     carry.restore()
-    assert carry.step_of(new / "cut") == 7
-    resumed = train(_cfg(data_root, new / "cut", resume=True), **quiet)
+    assert carry.step_of(new / "int" / "cut") == 7
+    resumed = train(_cfg(data_root, new / "int" / "cut", resume=True), **quiet)
     assert resumed["step"] == full["step"]
-    a, b = _weights(tmp_path / "full" / "last.safetensors"), _weights(new / "cut" / "last.safetensors")
+    a, b = _weights(tmp_path / "full" / "last.safetensors"), _weights(new / "int" / "cut" / "last.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not (new / "done").exists()
     assert carry.step_of(tmp_path / "nowhere") == -1
