@@ -3,10 +3,11 @@
 # fine-tuned on the integer grid (--scale-bits 7: power-of-two steps, 8-bit multipliers and shifts) for one
 # epoch at a low rate, MD from its zoo teacher (naive QAT entries: cross-entropy alone), with its own
 # recipe's flags, into RUNS/int/NAME; the student rounded onto the grid is validated before the first step
-# too, so best.safetensors is whichever of the start and the end validates higher. Every run resumes and a finished one returns at once, so the script
-# can be rerun after an interruption (it first restores what `python recipes/carry.py save int/NAME` carried
-# from an earlier machine); a second copy started while one runs exits at once. It trains only:
-# publish a run with `recipes/integer_zoo.sh --print-export NAME` (the export command, its recipe included).
+# too, so best.safetensors is whichever of the start and the end validates higher. Every run resumes and a
+# finished one returns at once, so the script can be rerun after an interruption (it first restores what
+# `python recipes/carry.py save int/NAME` carried from an earlier machine); a second copy started while one
+# runs exits at once. It trains only: publish a run with `recipes/integer_zoo.sh --print-export NAME` (the
+# export command, its recipe included).
 #   nohup recipes/integer_zoo.sh > /dev/null 2>&1 &       # progress: RUNS/int/integer_zoo.log
 #   recipes/integer_zoo.sh --print-export small_cnn.fmnist_t4_w2u2_md
 # Environment: RUNS (default runs), NAMES (default: all twelve, in the order below).
