@@ -1,6 +1,7 @@
 """Write the zoo, MD-gain and cost tables, and the accuracy-against-EDAP figure, from the zoo's metadata
 (never typed by hand). Each table goes between its markers, in whichever of FILES holds them: the zoo table
-in README.md, the gain table in docs/training.md, the cost table in docs/hardware_cost.md.
+in README.md, the gain table in docs/training.md, the cost table in docs/hardware_cost.md, the integer table
+in docs/integer.md.
 
     python recipes/zoo_table.py          # rewrite the tables between their markers
     python recipes/zoo_table.py --check  # exit 1 if a file's tables are out of date
@@ -18,11 +19,13 @@ from mdsnn_zoo.zoo.registry import get_weights, list_models
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
-FILES = (README, ROOT / "docs" / "training.md", ROOT / "docs" / "hardware_cost.md")  # where the markers are
+FILES = (README, ROOT / "docs" / "training.md", ROOT / "docs" / "hardware_cost.md",  # where the markers are
+         ROOT / "docs" / "integer.md")
 FIGURE = ROOT / "docs" / "accuracy_vs_edap.png"
 BEGIN, END = "<!-- zoo-table:begin -->", "<!-- zoo-table:end -->"
 COST_BEGIN, COST_END = "<!-- cost-table:begin -->", "<!-- cost-table:end -->"
 GAIN_BEGIN, GAIN_END = "<!-- gain-table:begin -->", "<!-- gain-table:end -->"
+INT_BEGIN, INT_END = "<!-- integer-table:begin -->", "<!-- integer-table:end -->"
 VARIANTS = ("fp", "w4u4_md", "w2u2_md", "w2u2_qat")
 PAPER = {"edap": 14.85, "tops_per_w": 2.64, "tops_per_mm2": 6.19}  # MD-SNN (arXiv 2512.04443), SpikeSim, vs FP
 
@@ -107,6 +110,21 @@ def gain_table() -> str:
     return "\n".join(lines)
 
 
+def integer_table() -> str:
+    """Per shipped student: hardware-exact or not, its test top-1, and for one fine-tuned onto the grid
+    the student it started from and the change."""
+    lines = ["| student | hardware-exact | top-1 % (test) | float-scale student it started from | change (points) |",
+             "|---|---|---|---|---|"]
+    for name in list_models(pretrained=True):
+        m = get_weights(name)
+        if m.method == "fp":
+            continue
+        start = m.fine_tuned_from
+        before, change = (f"{start['top1']:.2f}", f"{m.top1 - start['top1']:+.2f}") if start else ("-", "-")
+        lines.append(f"| `{name}` | {'yes' if m.integer_exact else 'no'} | {m.top1:.2f} | {before} | {change} |")
+    return "\n".join(lines)
+
+
 def figure(path: Path = FIGURE) -> Path:
     from mdsnn_zoo.plot import plot_accuracy_cost
 
@@ -122,7 +140,8 @@ def _replace(text: str, begin: str, end: str, body: str) -> str:
     return f"{head}{begin}\n{body}\n{end}{tail}"
 
 
-TABLES = ((BEGIN, END, table), (GAIN_BEGIN, GAIN_END, gain_table), (COST_BEGIN, COST_END, cost_table))
+TABLES = ((BEGIN, END, table), (GAIN_BEGIN, GAIN_END, gain_table), (COST_BEGIN, COST_END, cost_table),
+          (INT_BEGIN, INT_END, integer_table))
 
 
 def render(text: str) -> str:
