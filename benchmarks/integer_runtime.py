@@ -64,6 +64,7 @@ def measure(name: str, images: int | None, convert: bool, load: str, batch: int 
     teacher = mdsnn_zoo.get_weights(meta["teacher"])
     labels = y.numpy()
     return {"name": name, "sha256": meta["sha256"], "date": datetime.date.today().isoformat(), "load": load,
+            "threads": torch.get_num_threads(),
             "converted": convert, "images": n,
             "agree": int((got == want).sum()),
             "torch_top1": 100 * float((want == labels).mean()), "runtime_top1": 100 * float((got == labels).mean()),
@@ -74,14 +75,17 @@ def measure(name: str, images: int | None, convert: bool, load: str, batch: int 
 def to_markdown(rows: list[dict], machine: str) -> str:
     lines = ["<!-- python benchmarks/integer_runtime.py NAME ... --table THIS_FILE; each row's date: the .json "
              "beside it -->", "",
-             f"Machine: {machine}; PyTorch on {torch.get_num_threads()} threads, NumPy as it comes.", "",
+             f"Machine: {machine} (this run's threads; each row's PyTorch threads are in the table), NumPy as it "
+             "comes.", "",
              "| model | test images | runtime = PyTorch | top-1 PyTorch / runtime | images/s PyTorch / runtime "
-             "| exported bytes / float teacher's | also running |", "|---|---|---|---|---|---|---|"]
+             "| exported bytes / float teacher's | PyTorch threads | also running |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         name = f"`{r['name']}`" + (" (converted, untrained)" if r["converted"] else "")
         lines.append(f"| {name} | {r['images']:,} | {r['agree']:,} | {r['torch_top1']:.2f} / {r['runtime_top1']:.2f} "
                      f"| {r['torch_ips']:.0f} / {r['runtime_ips']:.0f} | {r['exported_bytes']:,} / "
-                     f"{r['teacher_bytes']:,} ({r['exported_bytes'] / r['teacher_bytes']:.2f}) | {r['load']} |")
+                     f"{r['teacher_bytes']:,} ({r['exported_bytes'] / r['teacher_bytes']:.2f}) | {r['threads']} "
+                     f"| {r['load']} |")
     return "\n".join(lines) + "\n"
 
 
