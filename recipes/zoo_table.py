@@ -74,8 +74,10 @@ def cost_table() -> str:
 
 def _by_seed(m) -> dict[int, float]:
     """Test top-1 per seed of the student as its recipe trained it (seed 0, and its recorded repeats'):
-    the entry's, or, for an entry fine-tuned onto the integer grid, the one it was fine-tuned from."""
-    trained = m.fine_tuned_from or {"top1": m.top1, "repeats": m.repeats}
+    the entry's, or, for an entry fine-tuned onto the integer grid whose own recipe has no repeats yet,
+    the one it was fine-tuned from."""
+    own = {"top1": m.top1, "repeats": m.repeats}
+    trained = own if m.repeats or not m.fine_tuned_from else m.fine_tuned_from
     return {0: trained["top1"], **{int(seed): r["top1"] for seed, r in (trained.get("repeats") or {}).items()}}
 
 
